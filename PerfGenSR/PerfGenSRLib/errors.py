@@ -1,0 +1,5 @@
+"""The project's one exception type for problems a user can cause and fix."""
+
+
+class PerfGenError(Exception):
+    """A user-facing error: its message says what is wrong and what to do, in one line."""
