@@ -3,3 +3,7 @@
 
 class PerfGenError(Exception):
     """A user-facing error: its message says what is wrong and what to do, in one line."""
+
+
+class Cancelled(PerfGenError):
+    """The user cancelled a long run; nothing was written."""

@@ -209,7 +209,7 @@ def _write_sitk(study: Study, path: Path) -> None:
         image.SetOrigin((study.origin[0], study.origin[1], 0.0))
         image.SetDirection((d[0, 0], d[0, 1], 0.0, d[1, 0], d[1, 1], 0.0, 0.0, 0.0, 1.0))
     else:
-        image = sitk.GetImageFromArray(study.frames.astype(np.float32))
+        image = sitk.GetImageFromArray(study.frames.astype(np.float32), isVector=False)
         image.SetSpacing((*study.spacing, dt))
         image.SetOrigin((*study.origin, 0.0))
         d4 = np.eye(4)

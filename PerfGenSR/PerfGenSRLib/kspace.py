@@ -85,8 +85,7 @@ def resample_lines(image: Any, keep: int, out_lines: int | None = None, axis: in
     else:
         padded = torch.zeros(shape, dtype=kspace.dtype, device=kspace.device)
     padded[_index(kspace.ndim, axis, central_block(n_out, keep))] = block * (n_out / n_in)
-    result = abs(from_kspace(padded, axis))
-    return result.astype(image.dtype, copy=False) if isinstance(image, np.ndarray) else result.to(image.dtype)
+    return _magnitude(from_kspace(padded, axis), image)
 
 
 def degrade(image: Any, fraction: float, axis: int = -2) -> Any:
@@ -109,5 +108,12 @@ def data_consistency(image: Any, low_res: Any, keep: int, axis: int = -2) -> Any
     measured = to_kspace(low_res, axis)
     block = _index(kspace.ndim, axis, central_block(image.shape[axis], keep))
     kspace[block] = measured[block]
-    result = abs(from_kspace(kspace, axis))
-    return result.astype(image.dtype, copy=False) if isinstance(image, np.ndarray) else result.to(image.dtype)
+    return _magnitude(from_kspace(kspace, axis), image)
+
+
+def _magnitude(complex_image: Any, like: Any) -> Any:
+    """``|complex_image|`` in the real dtype matching ``like`` (complex input gives its real precision)."""
+    result = abs(complex_image)
+    if isinstance(like, np.ndarray):
+        return result.astype(np.finfo(like.dtype).dtype if np.iscomplexobj(like) else like.dtype, copy=False)
+    return result.to(like.real.dtype if like.is_complex() else like.dtype)

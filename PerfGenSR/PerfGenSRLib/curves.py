@@ -1,0 +1,83 @@
+"""Signal-time curves inside ROIs and x-t profiles along a line, with CSV and figure helpers."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import PerfGenError
+from .io import atomic_path
+
+ROI_COLOURS = {"lv_blood": "tab:red", "rv_blood": "tab:blue", "myocardium": "tab:green", "defect": "tab:purple"}
+
+
+def roi_curves(frames: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and SD per frame inside each mask: ``frames`` ``(T, ..., H, W)``, masks shaped like one frame."""
+    curves = {}
+    for name, mask in masks.items():
+        mask = np.asarray(mask, bool)
+        if mask.shape != frames.shape[1:]:
+            mask = np.broadcast_to(mask, frames.shape[1:]) if mask.ndim < frames.ndim - 1 else mask
+        if mask.shape != frames.shape[1:]:
+            raise PerfGenError(f"ROI '{name}' has shape {mask.shape}, frames have {frames.shape[1:]}")
+        if not mask.any():
+            continue
+        values = frames[:, mask]
+        curves[name] = (values.mean(axis=1), values.std(axis=1))
+    return curves
+
+
+def xt_profile(frames: np.ndarray, start: tuple[float, float], end: tuple[float, float], samples: int | None = None) -> np.ndarray:
+    """Intensities of ``(T, H, W)`` frames along the line ``start``->``end`` (row, col): ``(T, samples)``."""
+    length = float(np.hypot(end[0] - start[0], end[1] - start[1]))
+    samples = samples or max(2, int(round(length)) + 1)
+    rows = np.linspace(start[0], end[0], samples)
+    cols = np.linspace(start[1], end[1], samples)
+    return np.stack([ndimage.map_coordinates(frame, [rows, cols], order=1) for frame in frames])
+
+
+def write_curves_csv(path: str | os.PathLike, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]]) -> Path:
+    """CSV with a time column, then mean and SD per ROI per method (``method:roi:mean``)."""
+    columns, names = [np.asarray(times, float)], ["time_s"]
+    for method, curves in curves_by_method.items():
+        for roi, (mean, sd) in curves.items():
+            columns += [mean, sd]
+            names += [f"{method}:{roi}:mean", f"{method}:{roi}:sd"]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        writer.writerows(np.column_stack(columns).round(6).tolist())
+    return Path(path)
+
+
+def plot_curves(ax, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]], styles: dict[str, str] | None = None) -> None:
+    """Draw mean curves on a matplotlib axis: colour per ROI, line style per method."""
+    default_styles = ["-", "--", ":", "-."]
+    for i, (method, curves) in enumerate(curves_by_method.items()):
+        style = (styles or {}).get(method, default_styles[i % len(default_styles)])
+        for roi, (mean, _) in curves.items():
+            ax.plot(times, mean, style, color=ROI_COLOURS.get(roi), label=f"{roi} ({method})")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("signal")
+    ax.legend(fontsize="x-small", ncol=2)
+
+
+def save_curves_figure(path: str | os.PathLike, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]], title: str = "") -> Path:
+    """PNG of the signal-time curves of every ROI and method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    plot_curves(ax, times, curves_by_method)
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
