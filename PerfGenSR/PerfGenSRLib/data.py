@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from . import kspace
 from .errors import PerfGenError
-from .io import Study, read_study
+from .io import Study, is_nifti_like, read_study
 from .metrics import FOV, fov_box
 
 PEAK_PERCENTILE = 99.0
@@ -58,28 +58,34 @@ def study_center(study: Study, z: int = 0) -> tuple[int, int]:
     return tuple(int(v) for v in center) if center is not None else find_heart_center(study.frames[:, z])
 
 
-def load_studies(paths: list[str | os.PathLike]) -> list[Study]:
-    """Read every study below ``paths``: phantom folders (``image.nii.gz`` + ``metadata.json``) or study files."""
-    from .phantom import read_phantom_study
+def _is_phantom(path: Path) -> bool:
+    return path.is_dir() and (path / "metadata.json").exists()
 
+
+def _is_study_file(path: Path) -> bool:
+    return path.is_file() and (path.suffix.lower() == ".npy" or is_nifti_like(path))
+
+
+def study_paths(root: Path) -> list[Path]:
+    """The studies a path names: itself (phantom folder, study file, DICOM folder) or the ones inside it."""
+    if not root.exists():
+        raise PerfGenError(f"{root}: no such file or folder")
+    if root.is_file() or _is_phantom(root):
+        return [root]
+    inside = [child for child in sorted(root.iterdir()) if _is_phantom(child) or _is_study_file(child)]
+    return inside or [root]  # a folder of studies, else a DICOM folder
+
+
+def load_studies(paths: list[str | os.PathLike]) -> list[Study]:
+    """Read every study named by ``paths``: phantom folders, study files, DICOM folders, or folders of them."""
     studies = []
-    for root in map(Path, paths):
-        if not root.exists():
-            raise PerfGenError(f"{root}: no such file or folder")
-        if root.is_dir() and (root / "metadata.json").exists():
-            studies.append(read_phantom_study(root).to_study())
-        elif root.is_dir() and any((child / "metadata.json").exists() for child in root.iterdir()):
-            studies += [read_phantom_study(child).to_study() for child in sorted(root.iterdir())
-                        if (child / "metadata.json").exists()]
-        elif root.is_dir() and not any(child.is_file() and child.suffix.lower() in (".npy", ".nii", ".gz") for child in root.iterdir()):
-            studies.append(read_study(root))  # a DICOM folder
-        elif root.is_dir():
-            studies += [read_study(child) for child in sorted(root.iterdir())
-                        if child.suffix.lower() == ".npy" or child.name.lower().endswith((".nii", ".nii.gz"))]
+    for path in (p for root in paths for p in study_paths(Path(root))):
+        if _is_phantom(path):
+            from .phantom import read_phantom_study
+
+            studies.append(read_phantom_study(path).to_study())
         else:
-            studies.append(read_study(root))
-    if not studies:
-        raise PerfGenError(f"no studies found in {', '.join(map(str, paths))}")
+            studies.append(read_study(path))
     return studies
 
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from PerfGenSRLib import io
 from PerfGenSRLib.errors import PerfGenError
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from PerfGenSRLib import kspace
 from PerfGenSRLib.errors import PerfGenError
 

@@ -1,0 +1,79 @@
+"""Figures of the paper, shared by ``demo`` and ``evaluate``: image panels at the first-pass phases,
+signal-time curves and x-t profiles. matplotlib with the Agg backend, PNG written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path
+from .metrics import fov_crop
+
+PHASES = ("baseline", "RV peak", "LV peak", "myo peak")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    _pyplot().close(fig)
+    return Path(path)
+
+
+def phase_frames(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, int]:
+    """Frame index of baseline, RV peak, LV peak and myocardial peak from reference ROI curves."""
+    peak = {roi: int(np.argmax(curves[roi][0])) for roi in ("rv_blood", "lv_blood", "myocardium") if roi in curves}
+    return {"baseline": 0, "RV peak": peak.get("rv_blood", 0), "LV peak": peak.get("lv_blood", 0),
+            "myo peak": peak.get("myocardium", 0)}
+
+
+def save_phase_panel(path: str | os.PathLike, images: dict[str, np.ndarray], reference: str,
+                     phases: dict[str, int], center: tuple[int, int], error_maps: bool = True) -> Path:
+    """Rows of methods (reference last) at each phase in the 96x96 FOV, same window; optional |error| rows."""
+    plt = _pyplot()
+    names = [n for n in images if n != reference] + [reference]
+    crops = {n: fov_crop(images[n], center) for n in names}
+    vmax = float(np.percentile(crops[reference], 99.7))
+    rows = names + ([f"|{n} - {reference}|" for n in names if n != reference] if error_maps else [])
+    fig, axes = plt.subplots(len(rows), len(phases), figsize=(2.2 * len(phases), 2.2 * len(rows)), dpi=110, squeeze=False)
+    for r, row in enumerate(rows):
+        for c, (phase, t) in enumerate(phases.items()):
+            ax = axes[r, c]
+            if row in crops:
+                ax.imshow(crops[row][t], cmap="gray", vmin=0, vmax=vmax)
+            else:
+                name = names[r - len(names)]
+                ax.imshow(np.abs(crops[name][t] - crops[reference][t]), cmap="inferno", vmin=0, vmax=0.25 * vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{phase} (t={t})", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(row, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def save_xt_profiles(path: str | os.PathLike, profiles: dict[str, np.ndarray], times: np.ndarray) -> Path:
+    """x-t plots (position across, time down) of one profile line per method, same window."""
+    plt = _pyplot()
+    vmax = float(max(np.percentile(p, 99.7) for p in profiles.values()))
+    fig, axes = plt.subplots(1, len(profiles), figsize=(2.4 * len(profiles), 4), dpi=110, squeeze=False)
+    for ax, (name, profile) in zip(axes[0], profiles.items()):
+        ax.imshow(profile, cmap="gray", vmin=0, vmax=vmax, aspect="auto",
+                  extent=(0, profile.shape[1], float(times[-1]), float(times[0])))
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("position (px)")
+    axes[0, 0].set_ylabel("time (s)")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,144 @@
+"""Super-resolve whole studies: every frame and slice, batched, with any method behind one interface.
+
+A *method* turns normalised LR frames ``(B, 1, H, W)`` into normalised SR frames of the same shape
+(``zeropad``: the LR itself; ``perfgen``: the diffusion sampler; ``gan``: the generator). Studies are
+normalised per frame (:mod:`data`), passed through in batches and brought back to the input's scale.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import kspace
+from .data import denormalise, frame_peak, normalise
+from .errors import Cancelled, PerfGenError
+from .io import Study
+from .models import bundled_model_path, load_model, resolve_device
+from .schedule import DiffusionSchedule
+
+METHODS = ("zeropad", "gan", "perfgen")
+SAMPLERS = ("ddim", "ddpm")
+DEFAULT_DDIM_STEPS = 50  # within 0.3 dB of ddpm-2000 in Scripts/bench_sampling.py (see README)
+Method = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class DiffusionSampler:
+    """Reverse diffusion conditioned on LR frames: ancestral ``ddpm`` (eq. 8) or ``ddim`` over ``steps``."""
+
+    def __init__(self, network: torch.nn.Module, schedule: DiffusionSchedule, sampler: str = "ddim",
+                 steps: int | None = None, eta: float = 0.0, cancel: Callable[[], bool] | None = None):
+        if sampler not in SAMPLERS:
+            raise PerfGenError(f"unknown sampler '{sampler}'; choose ddim or ddpm")
+        if steps is None:
+            steps = schedule.num_timesteps if sampler == "ddpm" else DEFAULT_DDIM_STEPS
+        if not 1 <= steps <= schedule.num_timesteps:
+            raise PerfGenError(f"--steps must be between 1 and {schedule.num_timesteps}, got {steps}")
+        self.network, self.schedule, self.sampler, self.eta = network, schedule, sampler, eta
+        self.timesteps = (list(range(schedule.num_timesteps, 0, -1)) if sampler == "ddpm"
+                          else schedule.ddim_timesteps(steps))
+        self.cancel = cancel
+
+    @torch.inference_mode()
+    def __call__(self, low_res: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        y = torch.randn(low_res.shape, generator=generator, device=low_res.device, dtype=low_res.dtype)
+        for i, t in enumerate(self.timesteps):
+            if self.cancel is not None and self.cancel():
+                raise Cancelled("cancelled by the user; nothing was written")
+            level = self.schedule.noise_level(t).to(low_res.device, torch.float32).expand(low_res.shape[0])
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=low_res.device.type == "cuda"):
+                eps = self.network(low_res, y, level).float()
+            if self.sampler == "ddpm":
+                y = self.schedule.ddpm_step(eps, t, y, generator=generator)
+            else:
+                t_prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else 0
+                y = self.schedule.ddim_step(eps, t, t_prev, y, eta=self.eta, generator=generator)
+        return y
+
+
+def available_methods(models_dir: str | os.PathLike | None = None) -> list[str]:
+    """Methods usable without a user model: ``zeropad`` always, learned ones when bundled weights exist."""
+    from .models import MODELS_DIR
+
+    directory = Path(models_dir) if models_dir else MODELS_DIR
+    return [m for m in METHODS if m == "zeropad" or (directory / f"{m}.safetensors").exists()]
+
+
+def load_method(method: str, model: str | os.PathLike | None = None, *, device: torch.device,
+                sampler: str = "ddim", steps: int | None = None, trust_checkpoint: bool = False,
+                cancel: Callable[[], bool] | None = None) -> Method:
+    """The method as a function of normalised LR batches (and a generator for stochastic ones)."""
+    if method == "zeropad":
+        return lambda low_res, generator: low_res
+    if method not in METHODS:
+        raise PerfGenError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+    path = Path(model) if model else bundled_model_path(method)
+    if not model and not path.exists():
+        raise PerfGenError(f"no bundled {method} model in {path.parent}; give one with --model")
+    if method == "gan":
+        loaded = load_model(path, "regain-generator", device=device, trust_checkpoint=trust_checkpoint)
+        return lambda low_res, generator: loaded.module(low_res)
+    loaded = load_model(path, "perfgen-unet", device=device, trust_checkpoint=trust_checkpoint)
+    schedule = DiffusionSchedule(**loaded.meta.get("schedule", {}))
+    return DiffusionSampler(loaded.module, schedule, sampler=sampler, steps=steps, cancel=cancel)
+
+
+@dataclass
+class SuperResolution:
+    """The result of super-resolving a study."""
+
+    study: Study  # same geometry and times as the input, intensities on the input's scale
+    uncertainty: Study | None  # per-pixel SD over samples when samples > 1
+    low_res: Study  # the LR frames the method saw
+
+
+def super_resolve_study(study: Study, method: str = "perfgen", *, model: str | os.PathLike | None = None,
+                        sampler: str = "ddim", steps: int | None = None, samples: int = 1, seed: int = 0,
+                        device: str = "auto", batch: int = 8, lr_fraction: float | None = None,
+                        trust_checkpoint: bool = False,
+                        progress: Callable[[int, int], None] | None = None,
+                        cancel: Callable[[], bool] | None = None) -> SuperResolution:
+    """Super-resolve every frame of ``study`` (never modified) with ``method``.
+
+    ``lr_fraction`` simulates LR from the study first (retrospective use); otherwise the study is the
+    LR input on the HR grid. ``samples`` > 1 averages stochastic samples and returns their SD.
+    """
+    if samples < 1 or batch < 1:
+        raise PerfGenError("--samples and --batch must be at least 1")
+    torch_device = resolve_device(device)
+    frames = study.frames.reshape(-1, *study.shape[2:])
+    low_res = kspace.degrade(frames, lr_fraction) if lr_fraction is not None else frames.copy()
+    run = load_method(method, model, device=torch_device, sampler=sampler, steps=steps,
+                      trust_checkpoint=trust_checkpoint, cancel=cancel)
+    generator = torch.Generator(torch_device).manual_seed(seed)
+    mean, std = np.empty_like(low_res), np.zeros_like(low_res)
+    done, total = 0, len(low_res)
+    if progress:
+        progress(0, total)
+    for start in range(0, total, batch):
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled by the user; nothing was written")
+        chunk = low_res[start:start + batch]
+        peak = frame_peak(chunk)
+        lr = torch.from_numpy(normalise(chunk, peak)[:, None].astype(np.float32)).to(torch_device)
+        draws = np.stack([denormalise(run(lr, generator).float().cpu().numpy()[:, 0], peak) for _ in range(samples)])
+        mean[start:start + len(chunk)] = draws.mean(axis=0)
+        std[start:start + len(chunk)] = draws.std(axis=0)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    shape = study.shape
+    info = {"method": method, "model": str(model) if model else ("bundled" if method != "zeropad" else None),
+            "sampler": sampler if method == "perfgen" else None, "steps": steps, "samples": samples, "seed": seed}
+    result = study.with_frames(mean.reshape(shape))
+    result.meta["super_resolution"] = info
+    return SuperResolution(
+        study=result,
+        uncertainty=study.with_frames(std.reshape(shape)) if samples > 1 else None,
+        low_res=study.with_frames(low_res.reshape(shape)),
+    )

@@ -1,0 +1,86 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PerfGenSRLib import kspace
+from PerfGenSRLib.cli import build_parser, main
+
+COMMANDS = ["demo", "phantom", "degrade", "curves", "super-resolve", "train"]
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_each_subcommand_has_help(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0 and "usage: perfgen-sr " + name in capsys.readouterr().out
+
+
+def test_installed_command_runs():
+    result = subprocess.run([sys.executable, "-m", "PerfGenSRLib.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "super-resolve" in result.stdout
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".nii.gz"])
+def test_degrade_npy_and_nifti(tmp_path, suffix, studies):
+    from PerfGenSRLib.io import read_study, write_study
+
+    source = tmp_path / f"in{suffix}"
+    write_study(studies[0], source)
+    before = source.read_bytes()
+    assert main(["degrade", "--input", str(source), "--fraction", "0.35", "--output", str(tmp_path / f"out{suffix}")]) == 0
+    result = read_study(tmp_path / f"out{suffix}")
+    np.testing.assert_allclose(result.frames, kspace.degrade(studies[0].frames, 0.35), rtol=1e-5, atol=1e-4)
+    assert source.read_bytes() == before
+
+
+def test_super_resolve_zeropad_npy_in_npy_out(tmp_path, studies):
+    np.save(tmp_path / "in.npy", studies[0].frames[:, 0])
+    assert main(["super-resolve", "--input", str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy"),
+                 "--method", "zeropad", "--fraction", "0.4"]) == 0
+    out = np.load(tmp_path / "out.npy")
+    assert out.shape == studies[0].frames[:, 0].shape
+
+
+def _bad(tmp_path):
+    np.save(tmp_path / "flat.npy", np.zeros((10, 10)))
+    np.save(tmp_path / "nan.npy", np.full((3, 10, 10), np.nan))
+    np.save(tmp_path / "ok.npy", np.ones((3, 16, 16)))
+    (tmp_path / "text.npy").write_text("not an array")
+    return {
+        "missing": (["degrade", "--input", str(tmp_path / "none.npy"), "--output", "{out}"], "no such file"),
+        "dimensionality": (["degrade", "--input", str(tmp_path / "flat.npy"), "--output", "{out}"], "(T, H, W)"),
+        "nan": (["degrade", "--input", str(tmp_path / "nan.npy"), "--output", "{out}"], "NaN"),
+        "text": (["degrade", "--input", str(tmp_path / "text.npy"), "--output", "{out}"], "not a readable"),
+        "fraction high": (["degrade", "--input", str(tmp_path / "ok.npy"), "--fraction", "1.5", "--output", "{out}"], "fraction"),
+        "fraction zero": (["degrade", "--input", str(tmp_path / "ok.npy"), "--fraction", "0", "--output", "{out}"], "fraction"),
+        "model missing": (["super-resolve", "--input", str(tmp_path / "ok.npy"), "--model", str(tmp_path / "m.safetensors"),
+                           "--output", "{out}"], "m.safetensors"),
+        "device": (["super-resolve", "--input", str(tmp_path / "ok.npy"), "--method", "zeropad", "--device", "cuda:9",
+                    "--output", "{out}"], "cuda:9"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "dimensionality", "nan", "text", "fraction high", "fraction zero",
+                                  "model missing", "device"])
+def test_bad_input_one_line_nonzero_nothing_written(tmp_path, capsys, case):
+    argv, message = _bad(tmp_path)[case]
+    out = tmp_path / "result" / "out.npy"
+    code = main([a.replace("{out}", str(out)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+    assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
+
+
+def test_parser_defaults_follow_the_paper():
+    args = build_parser().parse_args(["train", "--phantom-cases", "4", "--out", "x"])
+    assert (args.steps, args.batch, args.lr, args.preset) == (50_000, 128, 3e-5, "paper")

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import torch
+from PerfGenSRLib import kspace
+from PerfGenSRLib.errors import Cancelled, PerfGenError
+from PerfGenSRLib.models import save_model
+from PerfGenSRLib.sample import available_methods, super_resolve_study
+from PerfGenSRLib.schedule import DiffusionSchedule
+from PerfGenSRLib.unet import PRESETS, UNet
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    torch.manual_seed(0)
+    return save_model(tmp_path / "tiny.safetensors", UNet(PRESETS["tiny"]), "perfgen-unet", PRESETS["tiny"],
+                      extra={"schedule": DiffusionSchedule().config()})
+
+
+def test_zeropad_passes_the_lr_through_and_keeps_geometry(studies):
+    study = studies[0]
+    before = study.frames.copy()
+    result = super_resolve_study(study, "zeropad", lr_fraction=0.35, device="cpu")
+    np.testing.assert_allclose(result.study.frames, kspace.degrade(before, 0.35), rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(study.frames, before)  # input untouched
+    assert result.study.spacing == study.spacing and np.array_equal(result.study.frame_times, study.frame_times)
+    assert "zeropad" in available_methods()
+
+
+def test_seeded_sampling_is_deterministic_and_seeds_differ(studies, tiny_model):
+    run = dict(model=tiny_model, steps=3, device="cpu", batch=4)
+    a = super_resolve_study(studies[0], "perfgen", seed=1, **run).study.frames
+    b = super_resolve_study(studies[0], "perfgen", seed=1, **run).study.frames
+    c = super_resolve_study(studies[0], "perfgen", seed=2, **run).study.frames
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_samples_average_and_uncertainty(studies, tiny_model):
+    progress = []
+    result = super_resolve_study(studies[0], "perfgen", model=tiny_model, steps=2, samples=3, device="cpu",
+                                 batch=4, progress=lambda done, total: progress.append((done, total)))
+    assert result.uncertainty is not None and result.uncertainty.shape == studies[0].shape
+    assert (result.uncertainty.frames > 0).mean() > 0.9
+    assert progress[0] == (0, 6) and progress[-1] == (6, 6)
+
+
+def test_ddpm_sampler_runs_every_step_of_the_models_schedule(studies, tmp_path, monkeypatch):
+    short = DiffusionSchedule(num_timesteps=20)
+    model = save_model(tmp_path / "t20.safetensors", UNet(PRESETS["tiny"]), "perfgen-unet", PRESETS["tiny"],
+                       extra={"schedule": short.config()})
+    calls = []
+    original = DiffusionSchedule.ddpm_step
+    monkeypatch.setattr(DiffusionSchedule, "ddpm_step", lambda self, *a, **k: calls.append(a[1]) or original(self, *a, **k))
+    study = studies[0].with_frames(studies[0].frames[:2])
+    super_resolve_study(study, "perfgen", model=model, sampler="ddpm", device="cpu")
+    assert calls == list(range(20, 0, -1))
+
+
+def test_cancel_stops_without_result(studies, tiny_model):
+    with pytest.raises(Cancelled):
+        super_resolve_study(studies[0], "perfgen", model=tiny_model, steps=5, device="cpu", cancel=lambda: True)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"method": "banana"}, "unknown method"),
+    ({"sampler": "euler"}, "unknown sampler"),
+    ({"steps": 0}, "steps"),
+    ({"samples": 0}, "samples"),
+    ({"device": "tpu"}, "device"),
+    ({"lr_fraction": 1.5}, "fraction"),
+])
+def test_bad_options_are_refused(studies, tiny_model, options, message):
+    run = {"method": "perfgen", "model": tiny_model, "device": "cpu", **options}
+    with pytest.raises(PerfGenError, match=message):
+        super_resolve_study(studies[0], **run)
