@@ -94,7 +94,8 @@ def cmd_train(args) -> None:
 
     config = TrainConfig(preset=args.preset, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=args.ema_decay,
                          grad_clip=args.grad_clip, seed=args.seed, workers=args.workers, log_every=args.log_every,
-                         val_every=args.val_every, checkpoint_every=args.checkpoint_every, val_steps=args.val_steps)
+                         val_every=args.val_every, checkpoint_every=args.checkpoint_every, val_steps=args.val_steps,
+                         bf16=args.precision == "bf16")
     update, close = _progress_printer(args, "step")
     try:
         path = run_training(config, args.out, data=args.data, phantom_cases=args.phantom_cases,
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast precision on CUDA")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--progress-lines", action="store_true", help="print 'PROGRESS step total' lines instead of a bar")
     return parser

@@ -29,10 +29,14 @@ Method = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class DiffusionSampler:
-    """Reverse diffusion conditioned on LR frames: ancestral ``ddpm`` (eq. 8) or ``ddim`` over ``steps``."""
+    """Reverse diffusion conditioned on LR frames: ancestral ``ddpm`` (eq. 8) or ``ddim`` over ``steps``.
+
+    The network runs under bf16 autocast where ``bf16`` says so (default: on CUDA only).
+    """
 
     def __init__(self, network: torch.nn.Module, schedule: DiffusionSchedule, sampler: str = "ddim",
-                 steps: int | None = None, eta: float = 0.0, cancel: Callable[[], bool] | None = None):
+                 steps: int | None = None, eta: float = 0.0, cancel: Callable[[], bool] | None = None,
+                 bf16: bool | None = None):
         if sampler not in SAMPLERS:
             raise PerfGenError(f"unknown sampler '{sampler}'; choose ddim or ddpm")
         if steps is None:
@@ -42,7 +46,7 @@ class DiffusionSampler:
         self.network, self.schedule, self.sampler, self.eta = network, schedule, sampler, eta
         self.timesteps = (list(range(schedule.num_timesteps, 0, -1)) if sampler == "ddpm"
                           else schedule.ddim_timesteps(steps))
-        self.cancel = cancel
+        self.cancel, self.bf16 = cancel, bf16
 
     @torch.inference_mode()
     def __call__(self, low_res: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -51,7 +55,8 @@ class DiffusionSampler:
             if self.cancel is not None and self.cancel():
                 raise Cancelled("cancelled by the user; nothing was written")
             level = self.schedule.noise_level(t).to(low_res.device, torch.float32).expand(low_res.shape[0])
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=low_res.device.type == "cuda"):
+            bf16 = low_res.device.type == "cuda" if self.bf16 is None else self.bf16
+            with torch.autocast(low_res.device.type, dtype=torch.bfloat16, enabled=bf16):
                 eps = self.network(low_res, y, level).float()
             if self.sampler == "ddpm":
                 y = self.schedule.ddpm_step(eps, t, y, generator=generator)

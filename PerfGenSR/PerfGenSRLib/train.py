@@ -57,6 +57,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     val_pairs: int = 32
     val_steps: int = 20
+    bf16: bool = True  # autocast on CUDA (a small network may run faster without)
     extra: dict = field(default_factory=dict)
 
 
@@ -116,7 +117,7 @@ class DiffusionObjective:
         sqrt_gamma = self.schedule.sample_training_noise_level(lr.shape[0], device=lr.device)
         noise = torch.randn_like(hr)
         noisy = self.schedule.add_noise(hr, noise, sqrt_gamma)
-        with autocast(lr.device):
+        with autocast(lr.device, self.config.bf16):
             predicted = self.trained(lr, noisy, sqrt_gamma)
         loss = F.l1_loss(predicted.float(), noise)
         self.optimizer.zero_grad(set_to_none=True)
@@ -140,9 +141,9 @@ class DiffusionObjective:
                    extra={"schedule": self.schedule.config(), "training": training})
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, nothing elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA when ``enabled``, nothing elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
 class BatchKeys:

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from PerfGenSRLib.io import Study
 from scipy import ndimage
+
+from PerfGenSRLib.io import Study
 
 
 def smooth_study(seed: int, frames: int = 6, shape=(40, 44)) -> Study:

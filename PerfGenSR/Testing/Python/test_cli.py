@@ -3,6 +3,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from PerfGenSRLib import kspace
 from PerfGenSRLib.cli import build_parser, main
 

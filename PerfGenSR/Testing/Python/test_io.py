@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from PerfGenSRLib import io
 from PerfGenSRLib.errors import PerfGenError
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from PerfGenSRLib import metrics
 from scipy import stats
 from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, structural_similarity
+
+from PerfGenSRLib import metrics
 
 
 @pytest.fixture

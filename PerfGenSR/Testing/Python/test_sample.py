@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from PerfGenSRLib import kspace
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.models import save_model

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import smooth_study
+
 from PerfGenSRLib.errors import PerfGenError
 from PerfGenSRLib.models import load_model
 from PerfGenSRLib.train import DiffusionObjective, Distributed, TrainConfig, load_checkpoint, train
