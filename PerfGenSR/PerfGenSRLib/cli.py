@@ -70,9 +70,10 @@ def cmd_super_resolve(args) -> None:
     from .io import read_study, write_study
     from .sample import super_resolve_study
 
+    from .dicom import describe_study
+
     study = read_study(args.input)
-    if study.meta.get("description"):
-        print(study.meta["description"], file=sys.stderr)
+    print(f"{args.input}: {describe_study(study)}", file=sys.stderr)
     update, close = _progress_printer(args, "frame")
     try:
         result = super_resolve_study(
@@ -95,7 +96,7 @@ def cmd_train(args) -> None:
     config = TrainConfig(preset=args.preset, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=args.ema_decay,
                          grad_clip=args.grad_clip, seed=args.seed, workers=args.workers, log_every=args.log_every,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, val_steps=args.val_steps,
-                         bf16=args.precision == "bf16")
+                         bf16=args.precision == "bf16", time_limit=args.time_limit)
     update, close = _progress_printer(args, "step")
     try:
         path = run_training(config, args.out, data=args.data, phantom_cases=args.phantom_cases,
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast precision on CUDA")
+    p.add_argument("--time-limit", type=float, help="minutes; checkpoint and stop after this long (continue with --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--progress-lines", action="store_true", help="print 'PROGRESS step total' lines instead of a bar")
     return parser

@@ -58,6 +58,7 @@ class TrainConfig:
     val_pairs: int = 32
     val_steps: int = 20
     bf16: bool = True  # autocast on CUDA (a small network may run faster without)
+    time_limit: float | None = None  # minutes: checkpoint and stop after this long (resume later)
     extra: dict = field(default_factory=dict)
 
 
@@ -256,6 +257,9 @@ def train(objective_factory: Callable[[TrainConfig, Distributed], object], train
                 checkpoint(step)
             if progress and runtime.main:
                 progress(step, config.steps, row)
+            if config.time_limit and time.perf_counter() - started > 60 * config.time_limit and step < config.steps:
+                checkpoint(step)
+                break
     except KeyboardInterrupt:
         checkpoint(step)
         raise
