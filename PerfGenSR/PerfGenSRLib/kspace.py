@@ -10,17 +10,12 @@ negative-frequency side for even ``m``, exactly as ``fftshift`` lays out an even
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
 from .errors import PerfGenError
-
-try:  # torch is a hard dependency of the package, but k-space maths also serves plain NumPy callers
-    import torch
-except ImportError:  # pragma: no cover
-    torch = None
-
 
 def kept_lines(n: int, fraction: float) -> int:
     """Number of phase-encoding lines kept when keeping ``fraction`` of ``n`` lines (at least one)."""
@@ -40,8 +35,14 @@ def central_block(n: int, m: int) -> slice:
     return slice(start, start + m)
 
 
+def _is_torch(x: Any) -> bool:
+    """True for a torch tensor, without importing torch for NumPy callers (Slicer starts faster)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def _fft(x: Any):
-    return torch.fft if (torch is not None and isinstance(x, torch.Tensor)) else np.fft
+    return sys.modules["torch"].fft if _is_torch(x) else np.fft
 
 
 def _index(ndim: int, axis: int, sl: slice) -> tuple:
@@ -83,7 +84,7 @@ def resample_lines(image: Any, keep: int, out_lines: int | None = None, axis: in
     if isinstance(kspace, np.ndarray):
         padded = np.zeros(shape, dtype=kspace.dtype)
     else:
-        padded = torch.zeros(shape, dtype=kspace.dtype, device=kspace.device)
+        padded = kspace.new_zeros(shape)
     padded[_index(kspace.ndim, axis, central_block(n_out, keep))] = block * (n_out / n_in)
     return _magnitude(from_kspace(padded, axis), image)
 

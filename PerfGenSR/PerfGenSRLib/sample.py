@@ -68,10 +68,11 @@ class DiffusionSampler:
 
 def available_methods(models_dir: str | os.PathLike | None = None) -> list[str]:
     """Methods usable without a user model: ``zeropad`` always, learned ones when bundled weights exist."""
-    from .models import MODELS_DIR
+    from .models import has_bundled_model
 
-    directory = Path(models_dir) if models_dir else MODELS_DIR
-    return [m for m in METHODS if m == "zeropad" or (directory / f"{m}.safetensors").exists()]
+    if models_dir:
+        return [m for m in METHODS if m == "zeropad" or (Path(models_dir) / f"{m}.safetensors").exists()]
+    return [m for m in METHODS if m == "zeropad" or has_bundled_model(m)]
 
 
 def load_method(method: str, model: str | os.PathLike | None = None, *, device: torch.device,

@@ -1,0 +1,246 @@
+"""Run the engine in a background process so that a GUI (Slicer) never blocks: start ``python -m
+PerfGenSRLib.cli ... --progress-lines``, read its ``PROGRESS <done> <total>`` lines on a thread,
+report them through a non-blocking :meth:`BackgroundProcess.poll`, stop the whole process tree on
+cancel, and keep the last line of stderr as the error message. No Qt: the caller polls (in Slicer
+from a ``qt.QTimer``).
+
+:class:`SuperResolveJob` adds the frame exchange: the study goes to a temporary ``.npy``, the
+result (and uncertainty) come back the same way and get the input's geometry again.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from . import kspace
+from .errors import Cancelled, PerfGenError
+from .io import Study, write_study
+
+PROGRESS_PREFIX = "PROGRESS"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding PerfGenSRLib
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a background process has reported so far."""
+
+    done: int = 0
+    total: int = 0
+    finished: bool = False
+    returncode: int | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """True once the process has exited with status 0."""
+        return self.finished and self.returncode == 0
+
+
+def parse_progress(line: str) -> tuple[int, int] | None:
+    """``(done, total)`` from a ``PROGRESS <done> <total>`` line, else None."""
+    parts = line.split()
+    if len(parts) != 3 or parts[0] != PROGRESS_PREFIX:
+        return None
+    try:
+        return int(parts[1]), int(parts[2])
+    except ValueError:
+        return None
+
+
+def engine_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with the engine importable (its folder first on ``PYTHONPATH``)."""
+    env = dict(os.environ, **(extra or {}))
+    paths = [str(PACKAGE_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class BackgroundProcess:
+    """A child process whose progress and exit are read without ever blocking the caller."""
+
+    def __init__(self, command: Sequence[str], *, env: dict[str, str] | None = None,
+                 cwd: str | os.PathLike | None = None, stderr_lines: int = 50):
+        self.command = list(command)
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=stderr_lines)
+        self._progress = Progress()
+        self.cancelled = False
+        group = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+                 else {"start_new_session": True})  # its own group: cancel reaches every descendant
+        self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1, env=env, cwd=cwd,
+                                         **group)
+        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
+                         threading.Thread(target=self._read_stderr, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self._process.pid
+
+    def _read_stdout(self) -> None:
+        for line in self._process.stdout:
+            parsed = parse_progress(line)
+            if parsed is not None:
+                self._events.put(parsed)
+        self._process.stdout.close()
+
+    def _read_stderr(self) -> None:
+        for line in self._process.stderr:
+            if line.strip():
+                self._stderr.append(line.rstrip())
+        self._process.stderr.close()
+
+    def poll(self) -> Progress:
+        """The latest progress, and whether the process has finished (output fully read)."""
+        done, total = self._progress.done, self._progress.total
+        while True:
+            try:
+                done, total = self._events.get_nowait()
+            except queue.Empty:
+                break
+        returncode = self._process.poll()
+        finished = returncode is not None and not any(reader.is_alive() for reader in self._readers)
+        if finished:
+            while not self._events.empty():
+                done, total = self._events.get_nowait()
+        self._progress = Progress(done, total, finished, returncode if finished else None)
+        return self._progress
+
+    def wait(self, timeout: float | None = None) -> Progress:
+        """Block until the process has finished (for scripts and tests; a GUI polls instead)."""
+        self._process.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return self.poll()
+
+    @property
+    def error_message(self) -> str:
+        """The last non-empty line the process wrote to stderr ('' if none)."""
+        return self._stderr[-1] if self._stderr else ""
+
+    @property
+    def stderr(self) -> str:
+        """The tail of the process's stderr."""
+        return "\n".join(self._stderr)
+
+    def cancel(self, grace: float = 3.0) -> None:
+        """Stop the process and all its descendants: terminate, then kill after ``grace`` seconds."""
+        self.cancelled = True
+        if self._process.poll() is not None:
+            return
+        if os.name == "nt":
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.pid)], capture_output=True, check=False)
+        else:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self._process.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+            self._signal_group(signal.SIGKILL)  # descendants that ignored SIGTERM, even if the leader left
+        self._process.wait()
+
+    def _signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.pid, signum)  # the group id is the leader's pid (start_new_session)
+        except ProcessLookupError:
+            pass
+
+
+class SuperResolveResult(NamedTuple):
+    """What a background super-resolution gives back (the fields of ``sample.SuperResolution``)."""
+
+    study: Study
+    uncertainty: Study | None
+    low_res: Study
+
+
+class SuperResolveJob:
+    """``perfgen-sr super-resolve`` of one study in a background process, frames exchanged as files."""
+
+    def __init__(self, study: Study, method: str = "perfgen", *, python: str | os.PathLike | None = None,
+                 model: str | os.PathLike | None = None, sampler: str = "ddim", steps: int | None = None,
+                 samples: int = 1, seed: int = 0, device: str = "auto", batch: int = 8,
+                 lr_fraction: float | None = None):
+        if lr_fraction is not None:
+            kspace.check_fraction(lr_fraction)
+        self.study, self.method, self.lr_fraction = study, method, lr_fraction
+        self.workdir = Path(tempfile.mkdtemp(prefix="perfgensr-"))
+        self.input_path = self.workdir / "input.npy"
+        self.output_path = self.workdir / "output.npy"
+        self.uncertainty_path = self.workdir / "uncertainty.npy" if samples > 1 else None
+        write_study(study.with_frames(study.frames, single_slice=False), self.input_path)
+        command = [str(python or sys.executable), "-m", "PerfGenSRLib.cli", "super-resolve",
+                   "--input", str(self.input_path), "--output", str(self.output_path), "--method", method,
+                   "--sampler", sampler, "--samples", str(samples), "--seed", str(seed), "--device", device,
+                   "--batch", str(batch), "--progress-lines"]
+        if model:
+            command += ["--model", str(model)]
+        if steps:
+            command += ["--steps", str(steps)]
+        if self.uncertainty_path is not None:
+            command += ["--uncertainty", str(self.uncertainty_path)]
+        if lr_fraction is not None:
+            command += ["--fraction", str(lr_fraction)]
+        try:
+            self.process = BackgroundProcess(command, env=engine_environment())
+        except OSError as error:
+            self.cleanup()
+            raise PerfGenError(f"could not start the engine with {command[0]} ({error}); "
+                               "check the Python executable") from None
+
+    def poll(self) -> Progress:
+        """Frames done so far and whether the run has finished."""
+        return self.process.poll()
+
+    def cancel(self) -> None:
+        """Stop the run (the whole process tree) and remove its files."""
+        self.process.cancel()
+        self.cleanup()
+
+    def result(self) -> SuperResolveResult:
+        """The result of a finished run; raises the run's error (or Cancelled) as a PerfGenError."""
+        progress = self.process.poll()
+        if self.process.cancelled:
+            raise Cancelled("cancelled by the user; nothing was added")
+        if not progress.finished:
+            raise PerfGenError("the super-resolution is still running; wait for it to finish")
+        try:
+            if progress.returncode != 0:
+                message = self.process.error_message or f"the engine exited with status {progress.returncode}"
+                raise PerfGenError(message)
+            return SuperResolveResult(
+                study=self._read(self.output_path),
+                uncertainty=self._read(self.uncertainty_path) if self.uncertainty_path else None,
+                low_res=(self.study.with_frames(kspace.degrade(self.study.frames, self.lr_fraction))
+                         if self.lr_fraction is not None else self.study),
+            )
+        finally:
+            self.cleanup()
+
+    def _read(self, path: Path) -> Study:
+        try:
+            frames = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            raise PerfGenError(f"the engine finished but wrote no readable result at {path}") from None
+        return self.study.with_frames(frames.reshape(self.study.shape))
+
+    def cleanup(self) -> None:
+        """Remove the exchange files."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
