@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import PerfGenError
 
+
 def kept_lines(n: int, fraction: float) -> int:
     """Number of phase-encoding lines kept when keeping ``fraction`` of ``n`` lines (at least one)."""
     check_fraction(fraction)
