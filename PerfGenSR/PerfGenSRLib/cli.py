@@ -67,10 +67,9 @@ def cmd_curves(args) -> None:
 
 
 def cmd_super_resolve(args) -> None:
+    from .dicom import describe_study
     from .io import read_study, write_study
     from .sample import super_resolve_study
-
-    from .dicom import describe_study
 
     study = read_study(args.input)
     print(f"{args.input}: {describe_study(study)}", file=sys.stderr)
@@ -96,7 +95,8 @@ def cmd_train(args) -> None:
     config = TrainConfig(preset=args.preset, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=args.ema_decay,
                          grad_clip=args.grad_clip, seed=args.seed, workers=args.workers, log_every=args.log_every,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, val_steps=args.val_steps,
-                         bf16=args.precision == "bf16", time_limit=args.time_limit)
+                         bf16=args.precision == "bf16", time_limit=args.time_limit,
+                         residual_scale=args.residual_scale, init=args.init)
     update, close = _progress_printer(args, "step")
     try:
         path = run_training(config, args.out, data=args.data, phantom_cases=args.phantom_cases,
@@ -107,10 +107,80 @@ def cmd_train(args) -> None:
     print(f"model written to {path}")
 
 
+def cmd_train_gan(args) -> None:
+    from .train import TrainConfig, run_training
+
+    losses = {"pixel": args.pixel_weight, "fft": args.fft_weight, "adversarial": args.adversarial_weight,
+              "perceptual": args.perceptual_weight, "vgg_weights": args.vgg_weights,
+              "pretrain_steps": args.pretrain_steps}
+    config = TrainConfig(preset=args.preset, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=args.ema_decay,
+                         grad_clip=args.grad_clip, seed=args.seed, workers=args.workers, log_every=args.log_every,
+                         val_every=args.val_every, checkpoint_every=args.checkpoint_every,
+                         bf16=args.precision == "bf16", time_limit=args.time_limit,
+                         extra={k: v for k, v in losses.items() if v is not None})
+    update, close = _progress_printer(args, "step")
+    try:
+        path = run_training(config, args.out, data=args.data, phantom_cases=args.phantom_cases,
+                            phantom_frames=args.phantom_frames, phantom_seed=args.phantom_seed,
+                            val_studies=args.val_studies, device=args.device, resume=args.resume, progress=update,
+                            objective="gan")
+    finally:
+        close()
+    print(f"GAN generator written to {path}")
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate, format_summary
+
+    models = {}
+    for item in filter(None, args.models.split(",")):
+        method, sep, path = item.partition("=")
+        if not sep or not path:
+            raise PerfGenError(f"--models expects METHOD=PATH pairs separated by commas, got '{item}'")
+        models[method.strip()] = path.strip()
+    update, close = _progress_printer(args, "study")
+    try:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        result = evaluate(args.data, args.out, fraction=args.fraction, methods=methods, models=models, steps=args.steps,
+                          samples=args.samples, max_frames=args.max_frames, studies=args.studies, device=args.device,
+                          batch=args.batch, seed=args.seed, progress=update)
+    finally:
+        close()
+    print(format_summary(result))
+    print(f"wrote {result.report} and its figures")
+
+
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
     run_demo(args.out, seed=args.seed, frames=args.frames, steps=args.steps, device=args.device, samples=args.samples)
+
+
+def _add_training_arguments(p, *, preset: str, steps: int, batch: int, lr: float, what: str) -> None:
+    """Arguments shared by ``train`` and ``train-gan``: data, run folder, loop settings, with their defaults."""
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", nargs="+", help="phantom folders, study files or DICOM folders (split by study)")
+    source.add_argument("--phantom-cases", type=int, help="generate this many phantom studies in memory instead")
+    p.add_argument("--phantom-frames", type=int, default=40)
+    p.add_argument("--phantom-seed", type=int, default=0, help="seed of the first generated study")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, model.safetensors/json, log.csv")
+    p.add_argument("--preset", choices=["paper", "small", "tiny"], default=preset, help=f"{what} (default: {preset})")
+    p.add_argument("--steps", type=int, default=steps, help=f"default: {steps}")
+    p.add_argument("--batch", type=int, default=batch, help=f"batch per process (default: {batch})")
+    p.add_argument("--lr", type=float, default=lr, help=f"learning rate (default: {lr:g})")
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--val-studies", type=int, default=2, help="studies held back for validation PSNR")
+    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast precision on CUDA")
+    p.add_argument("--time-limit", type=float, help="minutes; checkpoint and stop after this long (continue with --resume)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--progress-lines", action="store_true", help="print 'PROGRESS step total' lines instead of a bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,30 +237,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress-lines", action="store_true", help="print 'PROGRESS done total' lines instead of a bar")
 
     p = command("train", cmd_train, "Train PerfGen on phantom folders or studies (torchrun --nproc_per_node=N for several GPUs)")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", nargs="+", help="phantom folders, study files or DICOM folders (split by study)")
-    source.add_argument("--phantom-cases", type=int, help="generate this many phantom studies in memory instead")
-    p.add_argument("--phantom-frames", type=int, default=40)
-    p.add_argument("--phantom-seed", type=int, default=0, help="seed of the first generated study")
-    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, model.safetensors/json, log.csv")
-    p.add_argument("--preset", choices=["paper", "small", "tiny"], default="paper", help="U-Net size")
-    p.add_argument("--steps", type=int, default=50_000)
-    p.add_argument("--batch", type=int, default=128, help="batch per process")
-    p.add_argument("--lr", type=float, default=3e-5)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--val-studies", type=int, default=2, help="studies held back for validation PSNR")
-    p.add_argument("--val-every", type=int, default=1000)
+    _add_training_arguments(p, preset="paper", steps=50_000, batch=128, lr=3e-5, what="U-Net size")
     p.add_argument("--val-steps", type=int, default=20, help="DDIM steps used for validation")
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    p.add_argument("--residual-scale", type=float, default=5.0,
+                   help="diffuse (HR - LR) x this scale (default 5); 0 diffuses the HR image as the paper")
+    p.add_argument("--init", help="start from this PerfGen model's weights (fine-tuning)")
+
+    p = command("train-gan", cmd_train_gan, "Train the GAN baseline (REGAIN-style) on the same data as PerfGen")
+    _add_training_arguments(p, preset="small", steps=20_000, batch=16, lr=1e-4, what="generator size")
+    p.add_argument("--pretrain-steps", type=int, help="first steps with the content losses only (default: 20%% of --steps)")
+    p.add_argument("--pixel-weight", type=float, help="weight of the pixel MSE (default 1.0)")
+    p.add_argument("--fft-weight", type=float, help="weight of the L1 between FFT magnitudes (default 0.1)")
+    p.add_argument("--adversarial-weight", type=float, help="weight of the relativistic adversarial loss (default 1e-3)")
+    p.add_argument("--vgg-weights", help="safetensors of torchvision-layout VGG19 features: enables the perceptual loss")
+    p.add_argument("--perceptual-weight", type=float, help="weight of the VGG19 perceptual loss (default 0.01 with --vgg-weights)")
+
+    p = command("evaluate", cmd_evaluate, "Compare zero-padding, GAN and PerfGen on test studies: metrics, tests, report, figures")
+    p.add_argument("--data", nargs="+", required=True, help="HR test studies: phantom folders, study files, DICOM folders or folders of them")
+    p.add_argument("--out", required=True, help="output folder: report.md, metrics.csv, figures")
+    p.add_argument("--fraction", type=float, default=0.35, help="fraction of phase-encoding lines kept for the LR")
+    p.add_argument("--methods", default="zeropad,gan,perfgen", help="comma-separated methods")
+    p.add_argument("--models", default="", help="METHOD=PATH,... (default: the bundled models)")
+    p.add_argument("--steps", type=int, help="PerfGen DDIM steps (default 50)")
+    p.add_argument("--samples", type=int, default=1, help="PerfGen samples averaged per frame")
+    p.add_argument("--max-frames", type=int, help="use only the first N frames of each study")
+    p.add_argument("--studies", type=int, help="use only the first N studies")
+    p.add_argument("--batch", type=int, default=8, help="frames per batch")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast precision on CUDA")
-    p.add_argument("--time-limit", type=float, help="minutes; checkpoint and stop after this long (continue with --resume)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--progress-lines", action="store_true", help="print 'PROGRESS step total' lines instead of a bar")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
+    p.add_argument("--progress-lines", action="store_true", help="print 'PROGRESS done total' lines instead of a bar")
     return parser
 
 

@@ -77,3 +77,16 @@ def save_xt_profiles(path: str | os.PathLike, profiles: dict[str, np.ndarray], t
     axes[0, 0].set_ylabel("time (s)")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def save_metric_boxplots(path: str | os.PathLike, values: dict[str, dict[str, np.ndarray]],
+                         titles: dict[str, str] | None = None) -> Path:
+    """One box plot per metric (``values[metric][method]`` = per-study values), methods side by side."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(values), figsize=(3.2 * len(values), 3.6), dpi=110, squeeze=False)
+    for ax, (metric, by_method) in zip(axes[0], values.items()):
+        ax.boxplot(list(by_method.values()), showmeans=True)
+        ax.set_xticks(range(1, len(by_method) + 1), list(by_method), fontsize=8)
+        ax.set_title((titles or {}).get(metric, metric), fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

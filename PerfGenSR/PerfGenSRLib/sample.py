@@ -31,12 +31,13 @@ Method = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 class DiffusionSampler:
     """Reverse diffusion conditioned on LR frames: ancestral ``ddpm`` (eq. 8) or ``ddim`` over ``steps``.
 
-    The network runs under bf16 autocast where ``bf16`` says so (default: on CUDA only).
+    The network runs under bf16 autocast where ``bf16`` says so (default: on CUDA only). A model
+    trained on the residual (``residual_scale`` > 0) returns ``LR + y0 / residual_scale``.
     """
 
     def __init__(self, network: torch.nn.Module, schedule: DiffusionSchedule, sampler: str = "ddim",
                  steps: int | None = None, eta: float = 0.0, cancel: Callable[[], bool] | None = None,
-                 bf16: bool | None = None):
+                 bf16: bool | None = None, residual_scale: float = 0.0):
         if sampler not in SAMPLERS:
             raise PerfGenError(f"unknown sampler '{sampler}'; choose ddim or ddpm")
         if steps is None:
@@ -46,7 +47,7 @@ class DiffusionSampler:
         self.network, self.schedule, self.sampler, self.eta = network, schedule, sampler, eta
         self.timesteps = (list(range(schedule.num_timesteps, 0, -1)) if sampler == "ddpm"
                           else schedule.ddim_timesteps(steps))
-        self.cancel, self.bf16 = cancel, bf16
+        self.cancel, self.bf16, self.residual_scale = cancel, bf16, residual_scale
 
     @torch.inference_mode()
     def __call__(self, low_res: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -63,7 +64,7 @@ class DiffusionSampler:
             else:
                 t_prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else 0
                 y = self.schedule.ddim_step(eps, t, t_prev, y, eta=self.eta, generator=generator)
-        return y
+        return low_res + y / self.residual_scale if self.residual_scale else y
 
 
 def available_methods(models_dir: str | os.PathLike | None = None) -> list[str]:
@@ -87,11 +88,13 @@ def load_method(method: str, model: str | os.PathLike | None = None, *, device: 
     if not model and not path.exists():
         raise PerfGenError(f"no bundled {method} model in {path.parent}; give one with --model")
     if method == "gan":
-        loaded = load_model(path, "regain-generator", device=device, trust_checkpoint=trust_checkpoint)
-        return lambda low_res, generator: loaded.module(low_res)
+        generator_net = load_model(path, "regain-generator", device=device,
+                                   trust_checkpoint=trust_checkpoint).module.requires_grad_(False)
+        return lambda low_res, generator: generator_net(low_res)
     loaded = load_model(path, "perfgen-unet", device=device, trust_checkpoint=trust_checkpoint)
     schedule = DiffusionSchedule(**loaded.meta.get("schedule", {}))
-    return DiffusionSampler(loaded.module, schedule, sampler=sampler, steps=steps, cancel=cancel)
+    return DiffusionSampler(loaded.module, schedule, sampler=sampler, steps=steps, cancel=cancel,
+                            residual_scale=float(loaded.meta.get("residual_scale", 0.0)))
 
 
 @dataclass

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from .data import PairDataset, denormalise, split_studies
 from .errors import PerfGenError
 from .metrics import psnr
-from .models import save_model
+from .models import load_model, save_model
 from .schedule import DiffusionSchedule
 from .unet import PRESETS, UNet
 
@@ -59,6 +59,8 @@ class TrainConfig:
     val_steps: int = 20
     bf16: bool = True  # autocast on CUDA (a small network may run faster without)
     time_limit: float | None = None  # minutes: checkpoint and stop after this long (resume later)
+    residual_scale: float = 5.0  # PerfGen diffuses (HR - LR) * scale; 0 diffuses the HR itself as the paper
+    init: str | None = None  # start from this model's weights (fine-tuning) instead of random ones
     extra: dict = field(default_factory=dict)
 
 
@@ -90,7 +92,12 @@ class Distributed:
 
 
 class DiffusionObjective:
-    """PerfGen: L1 between predicted and true noise (eq. 9), AdamW, EMA of the weights."""
+    """PerfGen: L1 between predicted and true noise (eq. 9), AdamW, EMA of the weights.
+
+    With ``residual_scale`` > 0 the diffused quantity is the scaled residual ``(HR - LR) * scale``
+    rather than the HR image (residual diffusion, as SRDiff): the same network, schedule and loss,
+    but a model that has learnt little still returns the LR, and training converges far sooner.
+    """
 
     name = "perfgen"
 
@@ -101,6 +108,8 @@ class DiffusionObjective:
         self.schedule = schedule or DiffusionSchedule()
         self.net_config = PRESETS[config.preset]
         self.network = UNet(self.net_config).to(runtime.device)
+        if config.init:
+            self.network.load_state_dict(load_model(config.init, "perfgen-unet").module.state_dict())
         self.ema = copy.deepcopy(self.network).eval().requires_grad_(False)
         self.trained = runtime.wrap(self.network)
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -117,7 +126,8 @@ class DiffusionObjective:
     def training_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         sqrt_gamma = self.schedule.sample_training_noise_level(lr.shape[0], device=lr.device)
         noise = torch.randn_like(hr)
-        noisy = self.schedule.add_noise(hr, noise, sqrt_gamma)
+        target = (hr - lr) * self.config.residual_scale if self.config.residual_scale else hr
+        noisy = self.schedule.add_noise(target, noise, sqrt_gamma)
         with autocast(lr.device, self.config.bf16):
             predicted = self.trained(lr, noisy, sqrt_gamma)
         loss = F.l1_loss(predicted.float(), noise)
@@ -134,12 +144,14 @@ class DiffusionObjective:
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
         from .sample import DiffusionSampler
 
-        sampler = DiffusionSampler(self.ema, self.schedule, sampler="ddim", steps=self.config.val_steps)
+        sampler = DiffusionSampler(self.ema, self.schedule, sampler="ddim", steps=self.config.val_steps,
+                                   residual_scale=self.config.residual_scale)
         return sampler(lr, generator=torch.Generator(lr.device).manual_seed(0))
 
     def export(self, path: Path, training: dict) -> None:
         save_model(path, self.ema, "perfgen-unet", self.net_config,
-                   extra={"schedule": self.schedule.config(), "training": training})
+                   extra={"schedule": self.schedule.config(), "residual_scale": self.config.residual_scale,
+                          "training": training})
 
 
 def autocast(device: torch.device, enabled: bool = True):

@@ -1,0 +1,440 @@
+"""``perfgen-sr evaluate``: the paper's comparison (sections 2.3 and 3.1) on any test set.
+
+Every frame of every study is degraded to an LR fraction of its phase-encoding lines and
+super-resolved by each method (``zeropad``, ``gan``, ``perfgen``). Then, in the 96x96 field of view
+around the heart: nRMSE, PSNR and SSIM per frame against the HR (and, for phantoms, against the
+noise-free truth), their means per study, mean +- SD across studies, paired t-tests and Wilcoxon
+tests across studies; where ROI masks exist (phantoms), signal-time curve RMSE against HR and the
+defect-to-remote contrast ratio relative to HR. Writes ``metrics.csv``, ``roi_metrics.csv``,
+``report.md``, box plots and per-study figures (phase panel, curves, x-t profiles) into one folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .curves import roi_curves, save_curves_figure, write_curves_csv, xt_profile
+from .data import study_center, study_paths
+from .errors import PerfGenError
+from .figures import phase_frames, save_metric_boxplots, save_phase_panel, save_xt_profiles
+from .io import NIFTI_SUFFIXES, Study, atomic_path, read_study
+from .metrics import FOV, fov_crop, frame_metrics, paired_tests
+from .models import bundled_model_path, resolve_device
+from .sample import DEFAULT_DDIM_STEPS, METHODS, super_resolve_study
+
+LABELS = {"zeropad": "LR (zero-pad)", "gan": "GAN", "perfgen": "PerfGen"}
+SHORT_LABELS = {"zeropad": "LR", "gan": "GAN", "perfgen": "PerfGen"}
+METRICS = ("nrmse", "psnr", "ssim")
+METRIC_NAMES = {"nrmse": "nRMSE (%)", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+LOWER_IS_BETTER = {"nrmse": True, "psnr": False, "ssim": False}
+CURVE_ROIS = ("lv_blood", "rv_blood", "myocardium")
+ROI_NAMES = {"lv_blood": "LV blood", "rv_blood": "RV blood", "myocardium": "myocardium"}
+COMPARISONS = (("perfgen", "gan"), ("perfgen", "zeropad"), ("gan", "zeropad"))
+ALPHA = 0.05
+
+
+@dataclass
+class Case:
+    """A test study with what is known about it: noise-free truth and ROI masks for phantoms."""
+
+    name: str
+    study: Study
+    truth: np.ndarray | None = None  # (T, Z, H, W) like the study
+    masks: dict[str, np.ndarray] | None = None  # (H, W) per ROI, on slice 0
+
+
+@dataclass
+class Evaluation:
+    """Per-study means ``values[reference][method][metric]`` (one value per study) and the outputs."""
+
+    studies: list[str]
+    values: dict[str, dict[str, dict[str, np.ndarray]]]
+    tests: dict[str, dict[tuple[str, str], dict[str, dict[str, float]]]]
+    roi_values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    report: Path | None = None
+
+
+def load_cases(paths: list[str | os.PathLike], studies: int | None = None,
+               max_frames: int | None = None) -> list[Case]:
+    """The test studies named by ``paths`` (phantom folders keep their truth and masks), first ``studies``."""
+    found = [p for root in paths for p in study_paths(Path(root))]
+    if studies is not None:
+        if studies < 1:
+            raise PerfGenError("--studies must be at least 1")
+        found = found[:studies]
+    if max_frames is not None and max_frames < 2:
+        raise PerfGenError("--max-frames must be at least 2")
+    cases, names = [], set()
+    for path in found:
+        case = _read_case(path)
+        if max_frames is not None:
+            case = _first_frames(case, max_frames)
+        while case.name in names:
+            case.name += "_"
+        names.add(case.name)
+        cases.append(case)
+    return cases
+
+
+def _read_case(path: Path) -> Case:
+    name = path.name
+    if path.is_file():
+        name = next((name[: -len(s)] for s in (".npy", *NIFTI_SUFFIXES) if name.lower().endswith(s)), name)
+    if path.is_dir() and (path / "metadata.json").exists():
+        from .phantom import read_phantom_study
+
+        phantom = read_phantom_study(path)
+        study = phantom.to_study()
+        truth = np.asarray(phantom.truth, np.float32).reshape(study.shape)
+        return Case(name, study, truth, {k: np.asarray(v, bool) for k, v in phantom.masks.items()})
+    return Case(name, read_study(path))
+
+
+def _first_frames(case: Case, n: int) -> Case:
+    study = case.study
+    times = study.frame_times[:n] if study.frame_times is not None else None
+    truth = case.truth[:n] if case.truth is not None else None
+    return Case(case.name, study.with_frames(study.frames[:n], frame_times=times), truth, case.masks)
+
+
+def resolve_models(methods: list[str], models: dict[str, str] | None = None) -> dict[str, Path | None]:
+    """The model file of each method (``zeropad``: none), refusing unknown methods and missing models."""
+    models = dict(models or {})
+    if not methods:
+        raise PerfGenError("--methods names no method; choose from zeropad, gan, perfgen")
+    for method in [*methods, *models]:
+        if method not in METHODS:
+            raise PerfGenError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
+    extra = sorted(set(models) - set(methods))
+    if extra:
+        raise PerfGenError(f"--models gives a model for {', '.join(extra)}, which --methods leaves out")
+    resolved: dict[str, Path | None] = {}
+    for method in methods:
+        if method == "zeropad":
+            resolved[method] = None
+            continue
+        path = Path(models[method]) if method in models else bundled_model_path(method)
+        if not path.exists():
+            train = "train" if method == "perfgen" else "train-gan"
+            where = "given" if method in models else "bundled"
+            raise PerfGenError(f"the {where} {method} model {path} does not exist; pass --models {method}=PATH "
+                               f"(train one with `perfgen-sr {train}`) or leave {method} out of --methods")
+        resolved[method] = path
+    return resolved
+
+
+def case_frame_metrics(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
+    """Rows of per-frame nRMSE, PSNR and SSIM in the FOV for each method against HR (and truth)."""
+    references = {"HR": case.study.frames, **({"truth": case.truth} if case.truth is not None else {})}
+    rows = []
+    for z in range(case.study.shape[1]):
+        center = study_center(case.study, z)
+        for reference, ref_frames in references.items():
+            ref = fov_crop(ref_frames[:, z], center)
+            for method, frames in images.items():
+                values = frame_metrics(fov_crop(frames[:, z], center), ref, peak=ref.max())
+                rows += [{"study": case.name, "level": "frame", "slice": z, "frame": t, "reference": reference,
+                          "method": method, **{m: float(values[m][t]) for m in METRICS}}
+                         for t in range(len(ref))]
+    return rows
+
+
+def study_means(rows: list[dict]) -> list[dict]:
+    """Per-study rows: the mean of the frame rows of each (study, reference, method)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["study"], row["reference"], row["method"]), []).append(row)
+    return [{"study": s, "level": "study", "slice": "", "frame": "", "reference": r, "method": m,
+             **{k: float(np.mean([g[k] for g in group])) for k in METRICS}}
+            for (s, r, m), group in groups.items()]
+
+
+def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
+    """Curve RMSE against HR per ROI and the defect-to-remote contrast ratio relative to HR (slice 0)."""
+    if not case.masks:
+        return []
+    hr = case.study.frames[:, 0]
+    masks = {roi: case.masks[roi] for roi in CURVE_ROIS if roi in case.masks and case.masks[roi].any()}
+    reference = roi_curves(hr, masks)
+    rows = []
+    for method, frames in images.items():
+        curves = roi_curves(frames[:, 0], masks)
+        for roi, (mean, _) in curves.items():
+            rmse = float(np.sqrt(np.mean((mean - reference[roi][0]) ** 2)))
+            rows.append({"study": case.name, "method": method, "measure": "curve_rmse_percent_of_peak", "roi": roi,
+                         "value": 100 * rmse / float(np.max(reference[roi][0]))})
+    defect = case.masks.get("defect")
+    if defect is not None and defect.any() and "myocardium" in case.masks:
+        remote = case.masks["myocardium"] & ~defect
+        peak = int(np.argmax(hr[:, remote].mean(axis=1)))
+
+        def ratio(frames):
+            return float(frames[peak][defect].mean() / max(frames[peak][remote].mean(), 1e-12))
+
+        hr_ratio = ratio(hr)
+        rows += [{"study": case.name, "method": method, "measure": "defect_remote_ratio_relative_to_hr",
+                  "roi": "defect", "value": ratio(frames[:, 0]) / hr_ratio} for method, frames in images.items()]
+        rows.append({"study": case.name, "method": "HR", "measure": "defect_remote_ratio", "roi": "defect",
+                     "value": hr_ratio})
+    return rows
+
+
+def save_case_figures(folder: Path, case: Case, images: dict[str, np.ndarray]) -> list[Path]:
+    """Phase panel with |error| maps, signal-time curves (with masks) and x-t profiles of slice 0."""
+    folder.mkdir(parents=True, exist_ok=True)
+    hr = case.study.frames[:, 0]
+    shown = {SHORT_LABELS[m]: frames[:, 0] for m, frames in images.items()} | {"HR": hr}
+    center = study_center(case.study, 0)
+    times = case.study.times()
+    written = []
+    masks = {roi: case.masks[roi] for roi in CURVE_ROIS if case.masks and roi in case.masks and case.masks[roi].any()}
+    if masks:
+        curves = {name: roi_curves(frames, masks) for name, frames in {"HR": hr, **shown}.items()}
+        phases = phase_frames(curves["HR"])
+        written.append(save_curves_figure(folder / "curves.png", times, curves,
+                                          title=f"{case.name}: signal-time curves (solid: HR)"))
+        written.append(write_curves_csv(folder / "curves.csv", times, curves))
+        row = float(np.argwhere(masks.get("lv_blood", next(iter(masks.values())))).mean(axis=0)[0])
+    else:
+        heart = fov_crop(hr, center, 24).mean(axis=(-2, -1))
+        phases = {"baseline": 0, "peak": int(np.argmax(heart)), "last": len(hr) - 1}
+        row = float(center[0])
+    written.append(save_phase_panel(folder / "panel.png", shown, "HR", phases, center))
+    half = min(FOV, hr.shape[-1]) // 2
+    start, end = (row, max(0.0, center[1] - half)), (row, min(hr.shape[-1] - 1.0, center[1] + half - 1))
+    profiles = {name: xt_profile(frames, start, end) for name, frames in shown.items()}
+    written.append(save_xt_profiles(folder / "xt_profiles.png", profiles, times))
+    return written
+
+
+def evaluate(data: list[str | os.PathLike], out: str | os.PathLike, *, studies: int | None = None,
+             max_frames: int | None = None, **options) -> Evaluation:
+    """Evaluate the studies named by ``data`` (see :func:`evaluate_cases` for the options)."""
+    resolve_models(list(options.get("methods", METHODS)), options.get("models"))  # refuse before reading studies
+    cases = load_cases(list(data), studies, max_frames)
+    if not cases:
+        raise PerfGenError(f"no studies found in {', '.join(map(str, data))}")
+    return evaluate_cases(cases, out, source=", ".join(map(str, data)), **options)
+
+
+def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float = 0.35,
+                   methods: list[str] = METHODS, models: dict[str, str] | None = None,
+                   steps: int | None = None, samples: int = 1, device: str = "auto", batch: int = 8, seed: int = 0,
+                   source: str = "memory", progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """Super-resolve every case with every method and write metrics, statistics, report and figures."""
+    from . import kspace
+
+    kspace.check_fraction(fraction)
+    methods = list(dict.fromkeys(methods))
+    model_paths = resolve_models(methods, models)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    frame_rows, roi_rows, figures = [], [], {}
+    if progress:
+        progress(0, len(cases))
+    for done, case in enumerate(cases, 1):
+        with torch.inference_mode():
+            images = {method: super_resolve_study(case.study, method, model=model_paths[method], steps=steps,
+                                                  samples=samples if method == "perfgen" else 1, seed=seed,
+                                                  device=device, batch=batch, lr_fraction=fraction).study.frames
+                      for method in methods}
+        frame_rows += case_frame_metrics(case, images)
+        roi_rows += roi_measures(case, images)
+        figures[case.name] = save_case_figures(out / "studies" / case.name, case, images)
+        if progress:
+            progress(done, len(cases))
+    study_rows = study_means(frame_rows)
+    _write_csv(out / "metrics.csv", study_rows + frame_rows)
+    if roi_rows:
+        _write_csv(out / "roi_metrics.csv", roi_rows)
+    names = [case.name for case in cases]
+    values = per_study_values(study_rows)
+    tests = {reference: comparison_tests(by_method) for reference, by_method in values.items()}
+    roi_values: dict[str, dict[str, list[float]]] = {}
+    for row in roi_rows:
+        roi_values.setdefault(f"{row['measure']}:{row['roi']}", {}).setdefault(row["method"], []).append(row["value"])
+    save_metric_boxplots(out / "boxplots.png",
+                         {m: {LABELS[k]: _scaled(m, v[m]) for k, v in values["HR"].items()} for m in METRICS},
+                         {m: f"{METRIC_NAMES[m]} vs HR" for m in METRICS})
+    settings = {"data": source, "studies": len(cases), "frames": int(sum(c.study.shape[0] for c in cases)),
+                "fraction": fraction, "methods": methods, "models": model_paths, "steps": steps, "samples": samples,
+                "device": str(resolve_device(device)), "seconds": time.perf_counter() - started}
+    report = out / "report.md"
+    with atomic_path(report) as tmp:
+        tmp.write_text(format_report(values, tests, roi_values, settings, names, figures, out))
+    return Evaluation(names, values, tests, roi_values, report)
+
+
+def per_study_values(study_rows: list[dict]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``values[reference][method][metric]``: per-study means, in study order, over the studies that have the reference."""
+    values: dict[str, dict[str, dict[str, list]]] = {}
+    for row in study_rows:
+        by_metric = values.setdefault(row["reference"], {}).setdefault(row["method"], {m: [] for m in METRICS})
+        for metric in METRICS:
+            by_metric[metric].append(row[metric])
+    return {ref: {method: {m: np.array(v) for m, v in by_metric.items()} for method, by_metric in by_method.items()}
+            for ref, by_method in values.items()}
+
+
+def comparison_tests(by_method: dict[str, dict[str, np.ndarray]]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+    """Paired tests across studies for each comparison whose two methods were run (``a`` minus ``b``)."""
+    tests = {}
+    for a, b in COMPARISONS:
+        if a in by_method and b in by_method:
+            tests[(a, b)] = {m: _paired(by_method[a][m], by_method[b][m]) for m in METRICS}
+    return tests
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    if len(a) < 2 or np.allclose(a, b, rtol=0, atol=0):
+        change = float(100 * (a.mean() - b.mean()) / b.mean()) if b.mean() else math.nan
+        return {"t": math.nan, "p_ttest": math.nan, "p_wilcoxon": math.nan,
+                "mean_difference": float(a.mean() - b.mean()), "relative_change_percent": change}
+    return paired_tests(a, b)
+
+
+def _scaled(metric: str, values: np.ndarray) -> np.ndarray:
+    return 100 * values if metric == "nrmse" else values
+
+
+def mean_sd(values, digits: int = 2) -> str:
+    """``mean ± SD`` (sample SD; 0 for one value) of values, rounded to ``digits``."""
+    values = np.asarray(values, float)
+    sd = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {sd:.{digits}f}"
+
+
+def _mean_sd(metric: str, values: np.ndarray) -> str:
+    return mean_sd(_scaled(metric, np.asarray(values, float)), 3 if metric == "ssim" else 2)
+
+
+def _p(value: float) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _p_phrase(value: float) -> str:
+    return f"P {_p(value)}" if value < 0.001 else f"P = {_p(value)}"
+
+
+def comparison_sentence(a: str, b: str, metric: str, values: dict[str, dict[str, np.ndarray]],
+                        test: dict[str, float]) -> str:
+    """One sentence stating from the numbers whether method ``a`` beat method ``b`` in ``metric``."""
+    change = test["relative_change_percent"]
+    difference = test["mean_difference"]
+    better = difference < 0 if LOWER_IS_BETTER[metric] else difference > 0
+    unit = {"nrmse": "%", "psnr": " dB", "ssim": ""}[metric]
+    means = (f"{_mean_sd(metric, values[a][metric])}{unit} for {LABELS[a]} vs. "
+             f"{_mean_sd(metric, values[b][metric])}{unit} for {LABELS[b]}")
+    p = test["p_ttest"]
+    if not math.isfinite(p):
+        significance = "no paired test (fewer than two studies or identical results)"
+    else:
+        significance = f"paired t-test {_p_phrase(p)}, {'' if p < ALPHA else 'not '}significant at P < {ALPHA}"
+    name = METRIC_NAMES[metric].split(" ")[0]
+    if difference == 0:
+        return f"{LABELS[a]} and {LABELS[b]} gave the same {name} ({means})."
+    words = {"nrmse": ("reduction", "increase"), "psnr": ("decrease", "increase"), "ssim": ("decrease", "improvement")}
+    amount = f"{abs(change):.1f}% {words[metric][change > 0]}"
+    amount = f"{'an' if amount.startswith(('8', '11.', '18.')) else 'a'} {amount}"
+    if better:
+        return f"{LABELS[a]} achieved {amount} in {name} over {LABELS[b]} ({means}; {significance})."
+    return f"**{LABELS[a]} did not beat {LABELS[b]} in {name}**: {amount} ({means}; {significance})."
+
+
+def format_report(values, tests, roi_values, settings, names, figures, out: Path) -> str:
+    """The Markdown report: settings, the paper's table per reference, tests, sentences, ROI tables, figures."""
+    methods = settings["methods"]
+    model_lines = [f"{LABELS[m]}: `{p}`" for m, p in settings["models"].items() if p is not None]
+    lines = ["# PerfGenSR evaluation", "",
+             f"{settings['studies']} studies ({settings['frames']} frames) from `{settings['data']}`, "
+             f"LR = central {settings['fraction']:.0%} of the phase-encoding lines, zero-padded. "
+             f"Metrics in the {FOV}x{FOV} field of view around the heart (paper section 2.3): nRMSE per frame "
+             "normalised by the reference frame's range, PSNR and SSIM on the 0-255 scale of the study's "
+             "reference maximum; each study is the mean over its frames, tables give mean ± SD across studies.",
+             "",
+             "Models: " + ("; ".join(model_lines) if model_lines else "none (zero-padding only)") + ". "
+             + (f"PerfGen: DDIM with {settings['steps'] or DEFAULT_DDIM_STEPS} step(s), {settings['samples']} "
+                f"sample{'s' if settings['samples'] > 1 else ''} per frame. " if "perfgen" in methods else "")
+             + f"Device {settings['device']}, {settings['seconds']:.0f} s.", ""]
+    for reference, by_method in values.items():
+        title = "HR images" if reference == "HR" else "the noise-free truth (phantoms)"
+        lines += [f"## Image quality against {title}", "",
+                  "| Method | " + " | ".join(METRIC_NAMES[m] for m in METRICS) + " |",
+                  "|---|" + "---|" * len(METRICS)]
+        lines += [f"| {LABELS[m]} | " + " | ".join(_mean_sd(k, by_method[m][k]) for k in METRICS) + " |" for m in methods]
+        if tests[reference]:
+            n = len(next(iter(by_method.values()))["psnr"])
+            lines += ["", f"Paired tests across studies (n = {n}); relative change = (mean A − mean B) / mean B:", "",
+                      "| A vs B | Metric | Relative change | paired t-test P | Wilcoxon P |", "|---|---|---|---|---|"]
+            for (a, b), by_metric in tests[reference].items():
+                lines += [f"| {LABELS[a]} vs {LABELS[b]} | {METRIC_NAMES[m].split(' ')[0]} | "
+                          f"{by_metric[m]['relative_change_percent']:+.1f}% | {_p(by_metric[m]['p_ttest'])} | "
+                          f"{_p(by_metric[m]['p_wilcoxon'])} |" for m in METRICS]
+            lines.append("")
+            lines += [f"- {comparison_sentence(a, b, m, by_method, by_metric[m])}"
+                      for (a, b), by_metric in tests[reference].items() for m in METRICS]
+        lines.append("")
+    curve_keys = [f"curve_rmse_percent_of_peak:{roi}" for roi in CURVE_ROIS if f"curve_rmse_percent_of_peak:{roi}" in roi_values]
+    if curve_keys:
+        lines += ["## Signal-time curves against HR", "",
+                  "RMSE between each method's mean ROI curve and the HR curve, in % of the HR curve's peak "
+                  "(mean ± SD across studies with masks):", "",
+                  "| Method | " + " | ".join(ROI_NAMES[k.split(':')[1]] for k in curve_keys) + " |",
+                  "|---|" + "---|" * len(curve_keys)]
+        lines += [f"| {LABELS[m]} | " + " | ".join(mean_sd(roi_values[k][m]) for k in curve_keys) + " |"
+                  for m in methods]
+        lines.append("")
+    contrast = roi_values.get("defect_remote_ratio_relative_to_hr:defect")
+    if contrast:
+        hr_ratio = roi_values["defect_remote_ratio:defect"]["HR"]
+        lines += ["## Defect-to-remote contrast", "",
+                  "Mean signal in the defect over mean signal in the remote myocardium at the HR's remote-myocardium "
+                  f"peak, divided by the same ratio in HR (1 = as in HR; HR ratio {mean_sd(hr_ratio, 3)}, "
+                  f"{len(hr_ratio)} {'study' if len(hr_ratio) == 1 else 'studies'} with a defect):", "",
+                  "| Method | Ratio relative to HR |", "|---|---|"]
+        lines += [f"| {LABELS[m]} | {mean_sd(contrast[m], 3)} |" for m in methods]
+        lines.append("")
+    lines += ["## Figures", "", "![box plots](boxplots.png)", "",
+              "Per study (`studies/NAME/`): `panel.png` (LR / GAN / PerfGen / HR at the first-pass phases with "
+              "|error| maps), `curves.png` and `curves.csv` (where masks exist), `xt_profiles.png` (a line "
+              "through the LV centre across the heart).", ""]
+    first = names[0]
+    lines += [f"![{first} {p.stem}]({p.relative_to(out).as_posix()})" for p in figures[first] if p.suffix == ".png"]
+    lines += ["", "Other studies: " + ", ".join(f"[{n}](studies/{n}/panel.png)" for n in names[1:]) if names[1:] else "",
+              "", "Per-frame and per-study values: `metrics.csv` (nRMSE as a fraction)"
+              + ("; ROI measures: `roi_metrics.csv`." if roi_values else "."), ""]
+    return "\n".join(lines)
+
+
+def format_summary(evaluation: Evaluation) -> str:
+    """Plain-text mean ± SD table per reference and the sentences on PerfGen vs GAN, for the terminal."""
+    lines = []
+    for reference, by_method in evaluation.values.items():
+        lines.append(f"against {reference} ({len(evaluation.studies)} studies, mean ± SD):")
+        lines.append(f"  {'method':<15}" + "".join(f"{METRIC_NAMES[m]:>20}" for m in METRICS))
+        lines += [f"  {LABELS[method]:<15}" + "".join(f"{_mean_sd(m, values[m]):>20}" for m in METRICS)
+                  for method, values in by_method.items()]
+        pair = evaluation.tests[reference].get(("perfgen", "gan"))
+        if pair:
+            lines += ["  " + comparison_sentence("perfgen", "gan", m, by_method, pair[m]).replace("**", "")
+                      for m in METRICS]
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
