@@ -16,12 +16,12 @@ import time
 
 import numpy as np
 import torch
-from PerfGenSRLib.phantom import make_phantom
 
 from PerfGenSRLib import kspace
 from PerfGenSRLib.data import denormalise, frame_peak, normalise
 from PerfGenSRLib.metrics import fov_crop, frame_metrics
 from PerfGenSRLib.models import bundled_model_path, load_model, resolve_device
+from PerfGenSRLib.phantom import make_phantom
 from PerfGenSRLib.sample import DiffusionSampler
 from PerfGenSRLib.schedule import DiffusionSchedule
 
