@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--model", default=str(bundled_model_path("perfgen")))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--ddpm-frames", type=int, default=8)
+    parser.add_argument("--ddpm-frames", type=int, default=8, help="frames for ddpm-2000 (0: skip ddpm)")
     parser.add_argument("--ddim", default="10,20,50,100")
     parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args()
@@ -72,10 +72,10 @@ def main() -> None:
     loaded = load_model(args.model, "perfgen-unet", device=device)
     schedule = DiffusionSchedule(**loaded.meta.get("schedule", {}))
     low, high, truth = held_out_frames(args.frames)
-    ddpm_n = min(args.ddpm_frames, args.frames)
+    ddpm_n = min(args.ddpm_frames, args.frames) or args.frames  # 0: no ddpm, score on all frames
     print(f"device {device}, model {args.model}, {args.frames} frames 96x96 (ddpm on the first {ddpm_n})")
     precisions = [False, True] if device.type == "cuda" else [False]
-    settings = [("ddpm", 2000)] + [("ddim", int(s)) for s in args.ddim.split(",")]
+    settings = [("ddpm", 2000)] * (args.ddpm_frames > 0) + [("ddim", int(s)) for s in args.ddim.split(",")]
 
     def score(sr, sl):
         peak_hr, peak_truth = high[sl].max(), truth[sl].max()

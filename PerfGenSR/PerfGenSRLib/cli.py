@@ -28,11 +28,22 @@ def _progress_printer(args, unit: str):
     return update, lambda: bars and bars[0].close()
 
 
+def _check_output(output: str, source: str) -> None:
+    """Refuse, before any work, an output path that cannot be written or would replace the input."""
+    from .io import check_output
+
+    if Path(output).resolve() == Path(source).resolve():
+        raise PerfGenError(f"--output is the input {source}; choose another path so the input is kept")
+    check_output(output)
+
+
 def cmd_phantom(args) -> None:
     from .phantom import write_phantom_dataset
 
     if args.cases < 1 or args.frames < 2:
         raise PerfGenError("--cases must be at least 1 and --frames at least 2")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise PerfGenError(f"--out {args.out} is a file, not a folder; give a folder for the phantom studies")
     folders = write_phantom_dataset(args.out, args.cases, args.frames, args.seed, workers=args.workers)
     print(f"wrote {len(folders)} phantom studies to {args.out}")
 
@@ -42,6 +53,7 @@ def cmd_degrade(args) -> None:
     from .io import read_study, write_study
 
     kspace.check_fraction(args.fraction)
+    _check_output(args.output, args.input)
     study = read_study(args.input)
     axis = -2 if args.phase_axis == "rows" else -1
     write_study(study.with_frames(kspace.degrade(study.frames, args.fraction, axis=axis)), args.output)
@@ -54,7 +66,7 @@ def cmd_curves(args) -> None:
     from .phantom import masks_from_labels
 
     study = read_study(args.input)
-    labels = read_study(args.rois).frames[0]
+    labels = read_study(args.rois, min_frames=1).frames[0]
     if labels.shape != study.shape[1:]:
         raise PerfGenError(f"ROI labels have shape {labels.shape[-2:]}, the study {study.shape[-2:]}; give masks on the study's grid")
     curves = {"study": roi_curves(study.frames, masks_from_labels(labels.astype(int)))}
@@ -71,6 +83,10 @@ def cmd_super_resolve(args) -> None:
     from .io import read_study, write_study
     from .sample import super_resolve_study
 
+    if args.uncertainty and args.samples < 2:
+        raise PerfGenError("--uncertainty needs --samples 2 or more")
+    for output in filter(None, (args.output, args.uncertainty)):
+        _check_output(output, args.input)
     study = read_study(args.input)
     print(f"{args.input}: {describe_study(study)}", file=sys.stderr)
     update, close = _progress_printer(args, "frame")
@@ -78,13 +94,12 @@ def cmd_super_resolve(args) -> None:
         result = super_resolve_study(
             study, args.method, model=args.model, sampler=args.sampler, steps=args.steps, samples=args.samples,
             seed=args.seed, device=args.device, batch=args.batch, lr_fraction=args.fraction,
-            trust_checkpoint=args.trust_checkpoint, progress=update)
+            trust_checkpoint=args.trust_checkpoint, measured_lines=args.measured_lines,
+            data_consistency=not args.no_data_consistency, progress=update)
     finally:
         close()
     write_study(result.study, args.output, method=args.method, model=str(args.model or "bundled"))
     if args.uncertainty:
-        if result.uncertainty is None:
-            raise PerfGenError("--uncertainty needs --samples 2 or more")
         write_study(result.uncertainty, args.uncertainty, method=f"{args.method} uncertainty (SD)", model=str(args.model or "bundled"))
     print(f"wrote {args.output}")
 
@@ -233,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
     p.add_argument("--batch", type=int, default=8, help="frames per batch")
     p.add_argument("--fraction", type=float, help="retrospective: degrade the input to this fraction first")
+    p.add_argument("--measured-lines", type=int,
+                   help="prospective input: phase-encoding lines actually acquired (enables data consistency)")
+    p.add_argument("--no-data-consistency", action="store_true",
+                   help="do not re-impose the measured central k-space lines on the result")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow a legacy .pt model (weights-only loading)")
     p.add_argument("--progress-lines", action="store_true", help="print 'PROGRESS done total' lines instead of a bar")
 
@@ -279,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"perfgen-sr {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a disk full, a permission denied: the user's to fix, in one line
+        if args.debug:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"perfgen-sr {args.command}: error: {where}{error.strerror or error}; check the path, its "
+              "permissions and the free disk space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"perfgen-sr {args.command}: interrupted; no partial output was written", file=sys.stderr)

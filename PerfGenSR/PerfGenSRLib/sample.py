@@ -24,6 +24,7 @@ from .schedule import DiffusionSchedule
 
 METHODS = ("zeropad", "gan", "perfgen")
 SAMPLERS = ("ddim", "ddpm")
+CLIP_Y0 = 3.0  # predicted y0 clipped to +-3 while sampling (SR3 clips to the data range); data sit within it
 DEFAULT_DDIM_STEPS = 50  # within 0.3 dB of ddpm-2000 in Scripts/bench_sampling.py (see README)
 Method = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -37,7 +38,7 @@ class DiffusionSampler:
 
     def __init__(self, network: torch.nn.Module, schedule: DiffusionSchedule, sampler: str = "ddim",
                  steps: int | None = None, eta: float = 0.0, cancel: Callable[[], bool] | None = None,
-                 bf16: bool | None = None, residual_scale: float = 0.0):
+                 bf16: bool | None = None, residual_scale: float = 0.0, clip_y0: float | None = CLIP_Y0):
         if sampler not in SAMPLERS:
             raise PerfGenError(f"unknown sampler '{sampler}'; choose ddim or ddpm")
         if steps is None:
@@ -47,7 +48,7 @@ class DiffusionSampler:
         self.network, self.schedule, self.sampler, self.eta = network, schedule, sampler, eta
         self.timesteps = (list(range(schedule.num_timesteps, 0, -1)) if sampler == "ddpm"
                           else schedule.ddim_timesteps(steps))
-        self.cancel, self.bf16, self.residual_scale = cancel, bf16, residual_scale
+        self.cancel, self.bf16, self.residual_scale, self.clip_y0 = cancel, bf16, residual_scale, clip_y0
 
     @torch.inference_mode()
     def __call__(self, low_res: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -60,10 +61,10 @@ class DiffusionSampler:
             with torch.autocast(low_res.device.type, dtype=torch.bfloat16, enabled=bf16):
                 eps = self.network(low_res, y, level).float()
             if self.sampler == "ddpm":
-                y = self.schedule.ddpm_step(eps, t, y, generator=generator)
+                y = self.schedule.ddpm_step(eps, t, y, generator=generator, clip_y0=self.clip_y0)
             else:
                 t_prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else 0
-                y = self.schedule.ddim_step(eps, t, t_prev, y, eta=self.eta, generator=generator)
+                y = self.schedule.ddim_step(eps, t, t_prev, y, eta=self.eta, generator=generator, clip_y0=self.clip_y0)
         return low_res + y / self.residual_scale if self.residual_scale else y
 
 
@@ -97,6 +98,10 @@ def load_method(method: str, model: str | os.PathLike | None = None, *, device: 
                             residual_scale=float(loaded.meta.get("residual_scale", 0.0)))
 
 
+def _out_of_memory(error: RuntimeError) -> bool:
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
 @dataclass
 class SuperResolution:
     """The result of super-resolving a study."""
@@ -109,40 +114,66 @@ class SuperResolution:
 def super_resolve_study(study: Study, method: str = "perfgen", *, model: str | os.PathLike | None = None,
                         sampler: str = "ddim", steps: int | None = None, samples: int = 1, seed: int = 0,
                         device: str = "auto", batch: int = 8, lr_fraction: float | None = None,
-                        trust_checkpoint: bool = False,
+                        trust_checkpoint: bool = False, measured_lines: int | None = None,
+                        data_consistency: bool = True,
                         progress: Callable[[int, int], None] | None = None,
                         cancel: Callable[[], bool] | None = None) -> SuperResolution:
     """Super-resolve every frame of ``study`` (never modified) with ``method``.
 
     ``lr_fraction`` simulates LR from the study first (retrospective use); otherwise the study is the
-    LR input on the HR grid. ``samples`` > 1 averages stochastic samples and returns their SD.
+    LR input on the HR grid, of which ``measured_lines`` central phase-encoding lines were acquired.
+    When the measured lines are known (either way) and ``data_consistency`` is on, every learned
+    result keeps exactly the measured central k-space lines (:func:`kspace.data_consistency`), so a
+    method only ever adds the outer lines. ``samples`` > 1 averages samples and returns their SD.
+    Out of GPU memory, a batch is retried at half its size (down to one frame) and the run goes on at
+    that size.
     """
     if samples < 1 or batch < 1:
         raise PerfGenError("--samples and --batch must be at least 1")
     torch_device = resolve_device(device)
     frames = study.frames.reshape(-1, *study.shape[2:])
     low_res = kspace.degrade(frames, lr_fraction) if lr_fraction is not None else frames.copy()
+    if lr_fraction is not None:
+        measured_lines = kspace.kept_lines(frames.shape[-2], lr_fraction)
+    if measured_lines is not None and not 1 <= measured_lines <= frames.shape[-2]:
+        raise PerfGenError(f"--measured-lines must be between 1 and {frames.shape[-2]}, got {measured_lines}")
+    keep = measured_lines if (data_consistency and method != "zeropad") else None
     run = load_method(method, model, device=torch_device, sampler=sampler, steps=steps,
                       trust_checkpoint=trust_checkpoint, cancel=cancel)
     generator = torch.Generator(torch_device).manual_seed(seed)
     mean, std = np.empty_like(low_res), np.zeros_like(low_res)
-    done, total = 0, len(low_res)
+    start, total = 0, len(low_res)
     if progress:
         progress(0, total)
-    for start in range(0, total, batch):
+    while start < total:
         if cancel is not None and cancel():
             raise Cancelled("cancelled by the user; nothing was written")
         chunk = low_res[start:start + batch]
         peak = frame_peak(chunk)
         lr = torch.from_numpy(normalise(chunk, peak)[:, None].astype(np.float32)).to(torch_device)
-        draws = np.stack([denormalise(run(lr, generator).float().cpu().numpy()[:, 0], peak) for _ in range(samples)])
+        state = generator.get_state()
+        try:
+            draws = np.stack([denormalise(run(lr, generator).float().cpu().numpy()[:, 0], peak)
+                              for _ in range(samples)])
+        except RuntimeError as error:  # torch.cuda.OutOfMemoryError is one
+            if not _out_of_memory(error):
+                raise
+            if batch == 1:
+                raise PerfGenError("out of GPU memory even with --batch 1; use --device cpu or a smaller model") from None
+            batch //= 2  # the same chunk again, at half the batch, from the same random state
+            generator.set_state(state)
+            if torch_device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        if keep:
+            draws = kspace.data_consistency(draws, chunk[None], keep)
         mean[start:start + len(chunk)] = draws.mean(axis=0)
         std[start:start + len(chunk)] = draws.std(axis=0)
-        done += len(chunk)
+        start += len(chunk)
         if progress:
-            progress(done, total)
+            progress(start, total)
     shape = study.shape
-    info = {"method": method, "model": str(model) if model else ("bundled" if method != "zeropad" else None),
+    info = {"data_consistency_lines": keep, "method": method, "model": str(model) if model else ("bundled" if method != "zeropad" else None),
             "sampler": sampler if method == "perfgen" else None, "steps": steps, "samples": samples, "seed": seed}
     result = study.with_frames(mean.reshape(shape))
     result.meta["super_resolution"] = info

@@ -74,3 +74,20 @@ def test_bad_options_are_refused(studies, tiny_model, options, message):
     run = {"method": "perfgen", "model": tiny_model, "device": "cpu", **options}
     with pytest.raises(PerfGenError, match=message):
         super_resolve_study(studies[0], **run)
+
+
+def test_data_consistency_keeps_the_measured_lines(studies, tiny_model):
+    study = studies[0]
+    keep = kspace.kept_lines(study.shape[2], 0.35)
+    consistent = super_resolve_study(study, "perfgen", model=tiny_model, steps=2, device="cpu", lr_fraction=0.35)
+    free = super_resolve_study(study, "perfgen", model=tiny_model, steps=2, device="cpu", lr_fraction=0.35,
+                               data_consistency=False)
+    measured = kspace.to_kspace(consistent.low_res.frames)[..., kspace.central_block(study.shape[2], keep), :]
+
+    def central(result):
+        return kspace.to_kspace(result.study.frames)[..., kspace.central_block(study.shape[2], keep), :]
+
+    error_with = np.abs(central(consistent) - measured).mean()
+    error_without = np.abs(central(free) - measured).mean()
+    assert error_with < 0.2 * error_without
+    assert consistent.study.meta["super_resolution"]["data_consistency_lines"] == keep
