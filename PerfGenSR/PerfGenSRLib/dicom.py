@@ -1,7 +1,8 @@
 """First-pass perfusion series from DICOM folders into a :class:`~PerfGenSRLib.io.Study`, and
 super-resolved studies back out as a derived MR series.
 
-Reading (:func:`read_dicom_study`) accepts the three shapes scanners export: one series with an
+Reading (:func:`read_dicom_study`) accepts MR images only (a folder holding CT or any other
+modality is refused), in the three shapes scanners export: one series with an
 image per frame per slice (Siemens, GE, Philips classic: slices interleaved within each RR
 interval), one series per slice (several series of one study, accepted as one multi-slice study
 only when they share orientation, matrix and frame count and each holds one slice position), and
@@ -100,6 +101,12 @@ def read_dicom_study(folder: str | Path) -> Study:
     """Read the perfusion series in ``folder`` (searched recursively) as a ``(T, Z, H, W)`` study."""
     folder = Path(folder)
     headers = _read_headers(folder)
+    modalities = sorted({str(header.get("Modality") or "MR") for _, header in headers} - {"MR"})
+    if modalities:
+        raise PerfGenError(
+            f"{folder}: holds a {'/'.join(modalities)} series, not an MR series; "
+            "point at the folder of the MR perfusion series"
+        )
     images = _unique([image for path, header in headers for image in _images_of(path, header)])
     series = defaultdict(list)
     for image in images:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -218,12 +219,21 @@ def save_case_figures(folder: Path, case: Case, images: dict[str, np.ndarray]) -
 
 def evaluate(data: list[str | os.PathLike], out: str | os.PathLike, *, studies: int | None = None,
              max_frames: int | None = None, **options) -> Evaluation:
-    """Evaluate the studies named by ``data`` (see :func:`evaluate_cases` for the options)."""
+    """Evaluate the studies named by ``data`` (see :func:`evaluate_cases` for the options).
+
+    Where ``out`` did not exist, a failed or interrupted run removes what it had written there.
+    """
     resolve_models(list(options.get("methods", METHODS)), options.get("models"))  # refuse before reading studies
     cases = load_cases(list(data), studies, max_frames)
     if not cases:
         raise PerfGenError(f"no studies found in {', '.join(map(str, data))}")
-    return evaluate_cases(cases, out, source=", ".join(map(str, data)), **options)
+    created = not Path(out).exists()
+    try:
+        return evaluate_cases(cases, out, source=", ".join(map(str, data)), **options)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float = 0.35,

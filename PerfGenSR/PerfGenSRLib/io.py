@@ -2,7 +2,10 @@
 SimpleITK formats) and DICOM folders, keeping geometry and frame times end to end.
 
 Array layout everywhere: ``frames[t, z, row, column]`` (``(T, Z, H, W)``), rows along the image
-y axis. Spacing and origin are in millimetres as ``(x, y, z)`` (column, row, slice), the direction
+y axis. NIfTI files follow the NIfTI-1 axis order (x, y, z, t): time is always the fourth axis, so a
+single-slice series is stored as ``(x, y, 1, t)`` (as dcm2niix writes it) and a 3D NIfTI image with
+more than one slice is a volume, refused as input. NRRD and MetaImage have no time axis convention:
+a 3D image in those formats is read as one slice over time. Spacing and origin are in millimetres as ``(x, y, z)`` (column, row, slice), the direction
 a row-major 3x3 cosine matrix, as SimpleITK and DICOM give them. Writes are atomic: a temporary
 file or folder beside the target is renamed into place only once complete.
 """
@@ -64,8 +67,8 @@ class Study:
         return np.arange(self.shape[0], dtype=float)
 
 
-def validate_frames(frames: np.ndarray, what: str = "input") -> np.ndarray:
-    """Check a ``(T, Z, H, W)`` array is usable and return it as float32 (never modifying it)."""
+def validate_frames(frames: np.ndarray, what: str = "input", min_frames: int = 2) -> np.ndarray:
+    """Check a ``(T, Z, H, W)`` array of at least ``min_frames`` frames is usable; return it as float32."""
     if np.iscomplexobj(frames):
         raise PerfGenError(f"{what} holds complex values; give magnitude images (np.abs of the data)")
     if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == bool):
@@ -75,8 +78,10 @@ def validate_frames(frames: np.ndarray, what: str = "input") -> np.ndarray:
         raise PerfGenError(
             f"{what} has a {h}x{w} matrix; PerfGenSR handles {MIN_MATRIX} to {MAX_MATRIX} pixels per side"
         )
-    if t < 1:
-        raise PerfGenError(f"{what} holds no frames")
+    if t < min_frames:
+        raise PerfGenError(
+            f"{what} holds {t} frame(s); PerfGenSR needs at least {min_frames} frames (a series over time)"
+        )
     frames = frames.astype(np.float32, copy=False)
     if not np.isfinite(frames).all():
         bad = int((~np.isfinite(frames)).sum())
@@ -85,6 +90,8 @@ def validate_frames(frames: np.ndarray, what: str = "input") -> np.ndarray:
 
 
 def _check_exists(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise PerfGenError(f"{path}: no such file or folder (a broken link to {os.readlink(path)})")
     if not path.exists():
         raise PerfGenError(f"{path}: no such file or folder")
 
@@ -94,10 +101,12 @@ def is_nifti_like(path: Path) -> bool:
     return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
-def read_study(path: str | os.PathLike) -> Study:
+def read_study(path: str | os.PathLike, min_frames: int = 2) -> Study:
     """Read a study from ``.npy`` (``(T,H,W)``/``(T,Z,H,W)``), NIfTI/NRRD/MHA, or a DICOM folder."""
     path = Path(path)
     _check_exists(path)
+    if path.is_dir() and (path.suffix.lower() == ".npy" or is_nifti_like(path)):
+        raise PerfGenError(f"{path} is a folder, not a file; give the study file, or a DICOM folder")
     if path.is_dir():
         from .dicom import read_dicom_study
 
@@ -110,12 +119,15 @@ def read_study(path: str | os.PathLike) -> Study:
         raise PerfGenError(
             f"{path}: unsupported file type; give a .npy, .nii/.nii.gz, .nrrd, .mha file or a DICOM folder"
         )
-    study.frames = validate_frames(study.frames, str(path))
+    study.frames = validate_frames(study.frames, str(path), min_frames)
     return study
 
 
 def _read_npy(path: Path) -> Study:
     try:
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise ValueError("no .npy header: not written by numpy.save")
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as error:
         raise PerfGenError(f"{path}: not a readable NumPy array file ({error})") from None
@@ -130,11 +142,18 @@ def _read_sitk(path: Path) -> Study:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError:
-        raise PerfGenError(f"{path}: SimpleITK could not read this file as an image") from None
+        raise PerfGenError(
+            f"{path}: SimpleITK could not read this file as an image; check it is a complete NIfTI/NRRD/MetaImage file"
+        ) from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise PerfGenError(f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per pixel; give a scalar magnitude series")
-    array = sitk.GetArrayFromImage(image)
     dim = image.GetDimension()
+    if dim == 3 and path.name.lower().endswith((".nii", ".nii.gz")) and image.GetSize()[2] > 1:
+        raise PerfGenError(
+            f"{path}: a 3D volume, not a 2D+t series ({'x'.join(map(str, image.GetSize()))} voxels, no time axis); "
+            "NIfTI keeps time on the 4th axis: give a (x, y, 1, t) or (x, y, z, t) perfusion series"
+        )
+    array = sitk.GetArrayFromImage(image)
     spacing, origin = image.GetSpacing(), image.GetOrigin()
     direction = np.array(image.GetDirection()).reshape(dim, dim)
     if dim == 3:  # (W, H, T): a 2D slice over time
@@ -148,7 +167,7 @@ def _read_sitk(path: Path) -> Study:
     elif dim == 4:  # (W, H, Z, T)
         frame_interval = spacing[3]
         geometry = dict(spacing=tuple(spacing[:3]), origin=tuple(origin[:3]), direction=tuple(direction[:3, :3].ravel()))
-        single = False
+        single = array.shape[1] == 1
     else:
         raise PerfGenError(f"{path}: a {dim}D image is not a time series; give 2D+t (3D) or 3D+t (4D) data")
     times = np.arange(array.shape[0], dtype=float) * float(frame_interval)
@@ -172,24 +191,46 @@ def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def write_study(study: Study, path: str | os.PathLike, **dicom_options) -> Path:
-    """Write ``study`` as ``.npy``, NIfTI/NRRD/MHA or (a folder path) a DICOM series, atomically."""
+def check_output(path: str | os.PathLike) -> str:
+    """The format a study written to ``path`` gets (``npy``, ``image`` or ``dicom``); refuse unusable paths.
+
+    A DICOM folder replaces an earlier series in its place, never a folder holding other files.
+    """
     path = Path(path)
     name = path.name.lower()
     if name.endswith(".npy"):
+        kind = "npy"
+    elif is_nifti_like(path):
+        kind = "image"
+    elif path.suffix == "":
+        kind = "dicom"
+    else:
+        raise PerfGenError(f"{path}: unsupported output type; use .npy, .nii.gz, .nrrd, .mha or a folder for DICOM")
+    if kind != "dicom" and path.is_dir():
+        raise PerfGenError(f"{path} is a folder; give a file path for the output")
+    if kind == "dicom" and path.exists() and not path.is_dir():
+        raise PerfGenError(f"{path} is a file; give a folder path for the DICOM series")
+    if kind == "dicom" and path.is_dir() and any(p.suffix.lower() != ".dcm" for p in path.iterdir()):
+        raise PerfGenError(f"{path} holds files other than DICOM images; choose a new or empty folder for the series")
+    return kind
+
+
+def write_study(study: Study, path: str | os.PathLike, **dicom_options) -> Path:
+    """Write ``study`` as ``.npy``, NIfTI/NRRD/MHA or (a folder path) a DICOM series, atomically."""
+    path = Path(path)
+    kind = check_output(path)
+    if kind == "npy":
         frames = study.frames[:, 0] if (study.single_slice and study.shape[1] == 1) else study.frames
         with atomic_path(path) as tmp:
             np.save(tmp, frames.astype(np.float32))
-    elif is_nifti_like(path):
+    elif kind == "image":
         with atomic_path(path) as tmp:
             _write_sitk(study, tmp)
-    elif path.suffix == "":
+    else:
         from .dicom import write_dicom_series
 
         with atomic_path(path, directory=True) as tmp:
             write_dicom_series(study, tmp, **dicom_options)
-    else:
-        raise PerfGenError(f"{path}: unsupported output type; use .npy, .nii.gz, .nrrd, .mha or a folder for DICOM")
     return path
 
 
@@ -203,7 +244,7 @@ def _write_sitk(study: Study, path: Path) -> None:
 
     dt = _frame_interval(study)
     d = np.array(study.direction, dtype=float).reshape(3, 3)
-    if study.shape[1] == 1:
+    if study.shape[1] == 1 and not path.name.lower().endswith((".nii", ".nii.gz")):  # NIfTI: (x, y, 1, t)
         image = sitk.GetImageFromArray(study.frames[:, 0].astype(np.float32))
         image.SetSpacing((study.spacing[0], study.spacing[1], dt))
         image.SetOrigin((study.origin[0], study.origin[1], 0.0))

@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -238,6 +239,7 @@ def train(objective_factory: Callable[[TrainConfig, Distributed], object], train
         raise PerfGenError(f"{out} already holds a run; add --resume to continue it or choose another --out")
     if runtime.main:
         out.mkdir(parents=True, exist_ok=True)
+        _remove_partials(out)
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
         _trim_log(log_path, start)
     dataset = PairDataset(train_studies)
@@ -285,6 +287,15 @@ def objective_train_mode(objective, training: bool) -> None:
     for value in vars(objective).values():
         if isinstance(value, torch.nn.Module) and value is not getattr(objective, "ema", None):
             value.train(training)
+
+
+def _remove_partials(out: Path) -> None:
+    """Delete what a killed run was writing when it died (``*.partial``); its finished files are whole."""
+    for stale in out.glob("*.partial"):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
 
 
 def _trim_log(path: Path, step: int) -> None:

@@ -89,5 +89,8 @@ def test_data_consistency_keeps_the_measured_lines(studies, tiny_model):
 
     error_with = np.abs(central(consistent) - measured).mean()
     error_without = np.abs(central(free) - measured).mean()
-    assert error_with < 0.2 * error_without
+    assert error_with < 0.5 * error_without  # not zero: the magnitude of the projected image is taken
+    np.testing.assert_allclose(consistent.study.frames,
+                               kspace.data_consistency(free.study.frames, consistent.low_res.frames, keep),
+                               rtol=1e-4, atol=1e-3 * float(np.abs(free.study.frames).max()))
     assert consistent.study.meta["super_resolution"]["data_consistency_lines"] == keep
