@@ -560,7 +560,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
         from PerfGenSRLib import io, phantom, scene
 
         cache = Path(slicer.mrmlScene.GetCacheManager().GetRemoteCacheDirectory())
-        path = cache / f"{PHANTOM_SAMPLE}-seed{seed}-{frames}frames.nii.gz"
+        path = cache / f"{PHANTOM_SAMPLE}-seed{seed}-{frames}frames-v2.nii.gz"  # v2: 2D+t written as 4D NIfTI
         if not path.exists():
             io.write_study(phantom.make_phantom(seed, frames=frames).to_study(), path)
         sequence = scene.studyToSequence(slicer.mrmlScene, io.read_study(path), PHANTOM_SAMPLE)
