@@ -104,44 +104,34 @@ def cmd_super_resolve(args) -> None:
     print(f"wrote {args.output}")
 
 
-def cmd_train(args) -> None:
+def _run_training(args, objective: str, **settings) -> None:
+    """Build the TrainConfig from the shared training arguments and train ``objective``."""
     from .train import TrainConfig, run_training
 
-    config = TrainConfig(preset=args.preset, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=args.ema_decay,
-                         grad_clip=args.grad_clip, seed=args.seed, workers=args.workers, log_every=args.log_every,
-                         val_every=args.val_every, checkpoint_every=args.checkpoint_every, val_steps=args.val_steps,
-                         bf16=args.precision == "bf16", time_limit=args.time_limit,
-                         residual_scale=args.residual_scale, init=args.init)
-    update, close = _progress_printer(args, "step")
-    try:
-        path = run_training(config, args.out, data=args.data, phantom_cases=args.phantom_cases,
-                            phantom_frames=args.phantom_frames, phantom_seed=args.phantom_seed,
-                            val_studies=args.val_studies, device=args.device, resume=args.resume, progress=update)
-    finally:
-        close()
-    print(f"model written to {path}")
-
-
-def cmd_train_gan(args) -> None:
-    from .train import TrainConfig, run_training
-
-    losses = {"pixel": args.pixel_weight, "fft": args.fft_weight, "adversarial": args.adversarial_weight,
-              "perceptual": args.perceptual_weight, "vgg_weights": args.vgg_weights,
-              "pretrain_steps": args.pretrain_steps}
     config = TrainConfig(preset=args.preset, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=args.ema_decay,
                          grad_clip=args.grad_clip, seed=args.seed, workers=args.workers, log_every=args.log_every,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every,
-                         bf16=args.precision == "bf16", time_limit=args.time_limit,
-                         extra={k: v for k, v in losses.items() if v is not None})
+                         bf16=args.precision == "bf16", time_limit=args.time_limit, **settings)
     update, close = _progress_printer(args, "step")
     try:
         path = run_training(config, args.out, data=args.data, phantom_cases=args.phantom_cases,
                             phantom_frames=args.phantom_frames, phantom_seed=args.phantom_seed,
                             val_studies=args.val_studies, device=args.device, resume=args.resume, progress=update,
-                            objective="gan")
+                            objective=objective)
     finally:
         close()
-    print(f"GAN generator written to {path}")
+    print(f"model written to {path}")
+
+
+def cmd_train(args) -> None:
+    _run_training(args, "perfgen", val_steps=args.val_steps, residual_scale=args.residual_scale, init=args.init)
+
+
+def cmd_train_gan(args) -> None:
+    losses = {"pixel": args.pixel_weight, "fft": args.fft_weight, "adversarial": args.adversarial_weight,
+              "perceptual": args.perceptual_weight, "vgg_weights": args.vgg_weights,
+              "pretrain_steps": args.pretrain_steps}
+    _run_training(args, "gan", extra={k: v for k, v in losses.items() if v is not None})
 
 
 def cmd_evaluate(args) -> None:
