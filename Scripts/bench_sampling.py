@@ -23,8 +23,7 @@ from PerfGenSRLib.data import denormalise, frame_peak, normalise
 from PerfGenSRLib.metrics import fov_crop, frame_metrics
 from PerfGenSRLib.models import bundled_model_path, load_model, resolve_device
 from PerfGenSRLib.phantom import make_phantom
-from PerfGenSRLib.sample import DiffusionSampler
-from PerfGenSRLib.schedule import DiffusionSchedule
+from PerfGenSRLib.sample import DiffusionSampler, sampler_for
 
 FRACTION = 0.35  # LR keeps 35 % of the lines; results keep them too (data consistency, as super-resolve does)
 SEEDS = (91_001, 91_002)  # never used in training (training seeds start at 0, demo at 90_001)
@@ -73,7 +72,6 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     loaded = load_model(args.model, "perfgen-unet", device=device)
-    schedule = DiffusionSchedule(**loaded.meta.get("schedule", {}))
     low, high, truth = held_out_frames(args.frames)
     ddpm_n = min(args.ddpm_frames, args.frames) or args.frames  # 0: no ddpm, score on all frames
     print(f"device {device}, model {args.model}, {args.frames} frames 96x96 (ddpm on the first {ddpm_n})")
@@ -91,7 +89,7 @@ def main() -> None:
     print(f"{'sampler':<10}{'steps':>6}{'batch':>6}{'prec':>6}{'img/s':>9}{'x naive':>9}{'PSNR-HR':>9}"
           f"{'PSNR-tr':>9}{'SSIM-tr':>8}{'ddpm-set PSNR-tr':>18}{'peak MB':>9}")
     for name, steps in settings:
-        sampler = DiffusionSampler(loaded.module, schedule, sampler=name, steps=steps)
+        sampler = sampler_for(loaded, sampler=name, steps=steps)
         frames = ddpm_n if name == "ddpm" else args.frames
         naive = None
         for bf16 in precisions:

@@ -19,7 +19,7 @@ from . import kspace
 from .data import denormalise, frame_peak, normalise
 from .errors import Cancelled, PerfGenError
 from .io import Study
-from .models import bundled_model_path, load_model, resolve_device
+from .models import LoadedModel, bundled_model_path, load_model, resolve_device
 from .schedule import DiffusionSchedule
 
 METHODS = ("zeropad", "gan", "perfgen")
@@ -93,9 +93,14 @@ def load_method(method: str, model: str | os.PathLike | None = None, *, device: 
                                    trust_checkpoint=trust_checkpoint).module.requires_grad_(False)
         return lambda low_res, generator: generator_net(low_res)
     loaded = load_model(path, "perfgen-unet", device=device, trust_checkpoint=trust_checkpoint)
+    return sampler_for(loaded, sampler=sampler, steps=steps, cancel=cancel)
+
+
+def sampler_for(loaded: LoadedModel, **options) -> DiffusionSampler:
+    """The diffusion sampler of a loaded PerfGen model, with the schedule and target it was trained with."""
     schedule = DiffusionSchedule(**loaded.meta.get("schedule", {}))
-    return DiffusionSampler(loaded.module, schedule, sampler=sampler, steps=steps, cancel=cancel,
-                            residual_scale=float(loaded.meta.get("residual_scale", 0.0)))
+    return DiffusionSampler(loaded.module, schedule, residual_scale=float(loaded.meta.get("residual_scale", 0.0)),
+                            **options)
 
 
 def _out_of_memory(error: RuntimeError) -> bool:
