@@ -353,8 +353,10 @@ def test_cancel_after_the_first_batch_raises_and_the_command_writes_nothing(inpu
 
 
 def cli_process(*arguments, **options) -> subprocess.Popen:
+    """The CLI in a child process that takes Ctrl-C as a terminal would give it, even when this test
+    runs in a background job (which starts with SIGINT ignored, and children inherit that)."""
     return subprocess.Popen([sys.executable, "-m", "PerfGenSRLib.cli", *map(str, arguments)], env=CHILD_ENV,
-                            text=True, **options)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **options)
 
 
 def wait_for_progress(process: subprocess.Popen, at_least: int, ready=lambda: True, timeout: float = 120) -> int:
