@@ -148,7 +148,7 @@ def cmd_evaluate(args) -> None:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         result = evaluate(args.data, args.out, fraction=args.fraction, methods=methods, models=models, steps=args.steps,
                           samples=args.samples, max_frames=args.max_frames, studies=args.studies, device=args.device,
-                          batch=args.batch, seed=args.seed, progress=update)
+                          batch=args.batch, seed=args.seed, dicom=args.dicom, progress=update)
     finally:
         close()
     print(format_summary(result))
@@ -274,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8, help="frames per batch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
+    p.add_argument("--dicom", action="store_true", help="also write each method's result as a derived DICOM series")
     p.add_argument("--progress-lines", action="store_true", help="print 'PROGRESS done total' lines instead of a bar")
     return parser
 

@@ -27,7 +27,7 @@ from .curves import roi_curves, save_curves_figure, write_curves_csv, xt_profile
 from .data import study_center, study_paths
 from .errors import PerfGenError
 from .figures import phase_frames, save_metric_boxplots, save_phase_panel, save_xt_profiles
-from .io import NIFTI_SUFFIXES, Study, atomic_path, read_study
+from .io import NIFTI_SUFFIXES, Study, atomic_path, read_study, write_study
 from .metrics import FOV, fov_crop, frame_metrics, paired_tests
 from .models import bundled_model_path, resolve_device
 from .sample import DEFAULT_DDIM_STEPS, METHODS, super_resolve_study
@@ -239,8 +239,12 @@ def evaluate(data: list[str | os.PathLike], out: str | os.PathLike, *, studies: 
 def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float = 0.35,
                    methods: list[str] = METHODS, models: dict[str, str] | None = None,
                    steps: int | None = None, samples: int = 1, device: str = "auto", batch: int = 8, seed: int = 0,
-                   source: str = "memory", progress: Callable[[int, int], None] | None = None) -> Evaluation:
-    """Super-resolve every case with every method and write metrics, statistics, report and figures."""
+                   source: str = "memory", dicom: bool = False,
+                   progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """Super-resolve every case with every method and write metrics, statistics, report and figures.
+
+    With ``dicom`` each method's result is also written as a derived DICOM series in the source
+    study, under ``out/dicom/<study>/<method>/``."""
     from . import kspace
 
     kspace.check_fraction(fraction)
@@ -254,10 +258,15 @@ def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float
         progress(0, len(cases))
     for done, case in enumerate(cases, 1):
         with torch.inference_mode():
-            images = {method: super_resolve_study(case.study, method, model=model_paths[method], steps=steps,
-                                                  samples=samples if method == "perfgen" else 1, seed=seed,
-                                                  device=device, batch=batch, lr_fraction=fraction).study.frames
-                      for method in methods}
+            results = {method: super_resolve_study(case.study, method, model=model_paths[method], steps=steps,
+                                                   samples=samples if method == "perfgen" else 1, seed=seed,
+                                                   device=device, batch=batch, lr_fraction=fraction).study
+                       for method in methods}
+        images = {method: result.frames for method, result in results.items()}
+        if dicom:
+            for method, result in results.items():
+                write_study(result, out / "dicom" / case.name / method, method=LABELS[method],
+                            model=str(model_paths[method] or "none"))
         frame_rows += case_frame_metrics(case, images)
         roi_rows += roi_measures(case, images)
         figures[case.name] = save_case_figures(out / "studies" / case.name, case, images)

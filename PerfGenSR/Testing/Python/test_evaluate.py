@@ -147,3 +147,17 @@ def test_cli_evaluate_and_train_gan(tmp_path, capsys):
     assert "PROGRESS 2 2" in out and "GAN" in out and (tmp_path / "eval" / "report.md").is_file()
     assert main(["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "bad"), "--models", "gan"]) == 2
     assert "METHOD=PATH" in capsys.readouterr().err
+
+
+def test_results_written_as_derived_dicom_series(tmp_path):
+    from PerfGenSRLib.dicom import read_dicom_study
+    from PerfGenSRLib.kspace import degrade
+
+    study = smooth_study(0, frames=4)
+    np.save(tmp_path / "study0.npy", study.frames[:, 0])
+    evaluate([tmp_path / "study0.npy"], tmp_path / "out", methods=["zeropad"], device="cpu", dicom=True)
+    series = tmp_path / "out" / "dicom" / "study0" / "zeropad"
+    back = read_dicom_study(series)
+    assert back.shape == study.shape and len(list(series.iterdir())) == 4
+    expected = degrade(study.frames, 0.35)
+    assert np.abs(back.frames - expected).max() <= 2e-5 * (expected.max() - expected.min()) + 1e-3
