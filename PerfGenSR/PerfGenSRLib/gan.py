@@ -292,7 +292,7 @@ class GanObjective:
         return losses
 
     def training_step(self, lr: Tensor, hr: Tensor) -> dict[str, float]:
-        from .train import autocast
+        from .train import autocast, optimise
 
         adversarial = self.step >= self.losses.pretrain_steps
         with autocast(lr.device, self.config.bf16):
@@ -305,14 +305,8 @@ class GanObjective:
             terms["adversarial"] = relativistic_loss(real.detach(), fake, real_is_real=False)
             self.discriminator.requires_grad_(True)
         loss = sum(getattr(self.losses, name) * value for name, value in terms.items())
-        self.generator_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.config.grad_clip)
-        self.generator_optimizer.step()
-        with torch.no_grad():
-            for ema_p, p in zip(self.ema.parameters(), self.generator.parameters()):
-                ema_p.lerp_(p, 1 - self.config.ema_decay)
-        row = {"loss": loss.item(), "grad_norm": float(grad_norm), **{k: v.item() for k, v in terms.items()}}
+        grad_norm = optimise(loss, self.generator_optimizer, self.generator, self.config, ema=self.ema)
+        row = {"loss": loss.item(), "grad_norm": grad_norm, **{k: v.item() for k, v in terms.items()}}
         row.setdefault("adversarial", math.nan)  # the log's columns are fixed by its first row
         row["discriminator"] = math.nan
         if adversarial:
@@ -320,10 +314,7 @@ class GanObjective:
                 logits = self.trained_discriminator(torch.cat([hr, sr.detach()]))
             real, fake = logits.chunk(2)
             discriminator_loss = relativistic_loss(real, fake, real_is_real=True)
-            self.discriminator_optimizer.zero_grad(set_to_none=True)
-            discriminator_loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), self.config.grad_clip)
-            self.discriminator_optimizer.step()
+            optimise(discriminator_loss, self.discriminator_optimizer, self.discriminator, self.config)
             row["discriminator"] = discriminator_loss.item()
         self.step += 1
         return row

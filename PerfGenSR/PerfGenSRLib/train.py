@@ -132,14 +132,8 @@ class DiffusionObjective:
         with autocast(lr.device, self.config.bf16):
             predicted = self.trained(lr, noisy, sqrt_gamma)
         loss = F.l1_loss(predicted.float(), noise)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        with torch.no_grad():
-            for ema_p, p in zip(self.ema.parameters(), self.network.parameters()):
-                ema_p.lerp_(p, 1 - self.config.ema_decay)
-        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+        grad_norm = optimise(loss, self.optimizer, self.network, self.config, ema=self.ema)
+        return {"loss": loss.item(), "grad_norm": grad_norm}
 
     @torch.no_grad()
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
@@ -153,6 +147,20 @@ class DiffusionObjective:
         save_model(path, self.ema, "perfgen-unet", self.net_config,
                    extra={"schedule": self.schedule.config(), "residual_scale": self.config.residual_scale,
                           "training": training})
+
+
+def optimise(loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: torch.nn.Module, config: TrainConfig,
+             ema: torch.nn.Module | None = None) -> float:
+    """One optimiser step on ``loss`` with gradient clipping, then the EMA update; returns the gradient norm."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+    optimizer.step()
+    if ema is not None:
+        with torch.no_grad():
+            for ema_p, p in zip(ema.parameters(), module.parameters()):
+                ema_p.lerp_(p, 1 - config.ema_decay)
+    return float(grad_norm)
 
 
 def autocast(device: torch.device, enabled: bool = True):
