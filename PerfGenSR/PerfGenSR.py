@@ -98,7 +98,7 @@ class PerfGenSRParameterNode:
     ganModel: str = ""
     sampler: str = "ddim"
     steps: Annotated[int, WithinRange(0, 2000)] = 0  # 0: the sampler's default
-    samples: Annotated[int, WithinRange(1, 32)] = 1
+    samples: Annotated[int, WithinRange(0, 32)] = 0  # 0: PerfGen's default
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     device: str = "auto"
     segmentation: vtkMRMLSegmentationNode
@@ -313,7 +313,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             run["job"] = self.logic.startSuperResolve(
                 run["input"], method, model=self._modelPath(method) or None, sampler=parameters.sampler,
-                steps=parameters.steps or None, samples=parameters.samples, seed=parameters.seed,
+                steps=parameters.steps or None, samples=parameters.samples or None, seed=parameters.seed,
                 device=parameters.device, lrFraction=run["fraction"])
         except Exception as error:  # a PerfGenError from the engine, or an OS error starting it
             self.finishRun(f"{self.methodLabel(method)} could not start: {error}")
@@ -473,7 +473,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
     # --- super-resolution ------------------------------------------------------------------------
 
     def startSuperResolve(self, inputSequenceNode, method: str, *, model=None, sampler="ddim", steps=None,
-                          samples=1, seed=0, device="auto", lrFraction=None):
+                          samples=None, seed=0, device="auto", lrFraction=None):
         """Start super-resolving the sequence in a background process; poll() and result() the job."""
         from PerfGenSRLib.process import SuperResolveJob
         from PerfGenSRLib.scene import sequenceToArray

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLES, samples_for
 from .errors import PerfGenError
 
 
@@ -83,8 +84,8 @@ def cmd_super_resolve(args) -> None:
     from .io import read_study, write_study
     from .sample import super_resolve_study
 
-    if args.uncertainty and args.samples < 2:
-        raise PerfGenError("--uncertainty needs --samples 2 or more")
+    if args.uncertainty and samples_for(args.method, args.samples) < 2:
+        raise PerfGenError("--uncertainty needs PerfGen with 2 or more samples (--samples)")
     for output in filter(None, (args.output, args.uncertainty)):
         _check_output(output, args.input)
     study = read_study(args.input)
@@ -203,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--seed", type=int, default=90_001, help="phantom seed (never used in training)")
     p.add_argument("--frames", type=int, default=32, help="number of frames")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the sampler's default)")
-    p.add_argument("--samples", type=int, default=1, help="samples averaged per frame")
+    p.add_argument("--steps", type=int, help=f"DDIM steps (default {DEFAULT_DDIM_STEPS})")
+    p.add_argument("--samples", type=int, help=f"samples averaged per frame (default {DEFAULT_SAMPLES})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
 
     p = command("phantom", cmd_phantom, "Write synthetic first-pass perfusion studies with masks and true curves")
@@ -231,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["perfgen", "gan", "zeropad"], default="perfgen")
     p.add_argument("--model", help="model .safetensors (default: the bundled model of the method)")
     p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim", help="ddpm: the paper's 2000 ancestral steps")
-    p.add_argument("--steps", type=int, help="DDIM steps (default 10)")
-    p.add_argument("--samples", type=int, default=1, help="average K samples per frame")
+    p.add_argument("--steps", type=int, help=f"DDIM steps (default {DEFAULT_DDIM_STEPS})")
+    p.add_argument("--samples", type=int, help=f"average K samples per frame (default {DEFAULT_SAMPLES} for PerfGen, "
+                                               "1 for the deterministic methods)")
     p.add_argument("--uncertainty", help="also write the per-pixel SD over samples here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
@@ -267,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=float, default=0.35, help="fraction of phase-encoding lines kept for the LR")
     p.add_argument("--methods", default="zeropad,gan,perfgen", help="comma-separated methods")
     p.add_argument("--models", default="", help="METHOD=PATH,... (default: the bundled models)")
-    p.add_argument("--steps", type=int, help="PerfGen DDIM steps (default 10)")
-    p.add_argument("--samples", type=int, default=1, help="PerfGen samples averaged per frame")
+    p.add_argument("--steps", type=int, help=f"PerfGen DDIM steps (default {DEFAULT_DDIM_STEPS})")
+    p.add_argument("--samples", type=int, help=f"PerfGen samples averaged per frame (default {DEFAULT_SAMPLES})")
     p.add_argument("--max-frames", type=int, help="use only the first N frames of each study")
     p.add_argument("--studies", type=int, help="use only the first N studies")
     p.add_argument("--batch", type=int, default=8, help="frames per batch")

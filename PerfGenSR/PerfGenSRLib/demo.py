@@ -48,7 +48,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run_demo(out: str | os.PathLike, seed: int = 90_001, frames: int = 32, steps: int | None = None,
-             device: str = "auto", samples: int = 1) -> list[dict]:
+             device: str = "auto", samples: int | None = None) -> list[dict]:
     """Run the demo into ``out`` and return the metric rows it printed."""
     from tqdm import tqdm
 

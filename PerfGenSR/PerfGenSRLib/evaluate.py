@@ -25,12 +25,13 @@ import torch
 
 from .curves import roi_curves, save_curves_figure, write_curves_csv, xt_profile
 from .data import study_center, study_paths
+from .defaults import DEFAULT_DDIM_STEPS, samples_for
 from .errors import PerfGenError
 from .figures import phase_frames, save_metric_boxplots, save_phase_panel, save_xt_profiles
 from .io import NIFTI_SUFFIXES, Study, atomic_path, read_study, write_study
 from .metrics import FOV, fov_crop, frame_metrics, paired_tests
 from .models import bundled_model_path, resolve_device
-from .sample import DEFAULT_DDIM_STEPS, METHODS, super_resolve_study
+from .sample import METHODS, super_resolve_study
 
 LABELS = {"zeropad": "LR (zero-pad)", "gan": "GAN", "perfgen": "PerfGen"}
 SHORT_LABELS = {"zeropad": "LR", "gan": "GAN", "perfgen": "PerfGen"}
@@ -238,7 +239,7 @@ def evaluate(data: list[str | os.PathLike], out: str | os.PathLike, *, studies: 
 
 def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float = 0.35,
                    methods: list[str] = METHODS, models: dict[str, str] | None = None,
-                   steps: int | None = None, samples: int = 1, device: str = "auto", batch: int = 8, seed: int = 0,
+                   steps: int | None = None, samples: int | None = None, device: str = "auto", batch: int = 8, seed: int = 0,
                    source: str = "memory", dicom: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> Evaluation:
     """Super-resolve every case with every method and write metrics, statistics, report and figures.
@@ -259,7 +260,7 @@ def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float
     for done, case in enumerate(cases, 1):
         with torch.inference_mode():
             results = {method: super_resolve_study(case.study, method, model=model_paths[method], steps=steps,
-                                                   samples=samples if method == "perfgen" else 1, seed=seed,
+                                                   samples=samples if method == "perfgen" else None, seed=seed,
                                                    device=device, batch=batch, lr_fraction=fraction).study
                        for method in methods}
         images = {method: result.frames for method, result in results.items()}
@@ -286,7 +287,7 @@ def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float
                          {m: {LABELS[k]: _scaled(m, v[m]) for k, v in values["HR"].items()} for m in METRICS},
                          {m: f"{METRIC_NAMES[m]} vs HR" for m in METRICS})
     settings = {"data": source, "studies": len(cases), "frames": int(sum(c.study.shape[0] for c in cases)),
-                "fraction": fraction, "methods": methods, "models": model_paths, "steps": steps, "samples": samples,
+                "fraction": fraction, "methods": methods, "models": model_paths, "steps": steps, "samples": samples_for("perfgen", samples),
                 "device": str(resolve_device(device)), "seconds": time.perf_counter() - started}
     report = out / "report.md"
     with atomic_path(report) as tmp:

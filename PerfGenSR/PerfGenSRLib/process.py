@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import kspace
+from .defaults import samples_for
 from .errors import Cancelled, PerfGenError
 from .io import Study, write_study
 
@@ -176,7 +177,7 @@ class SuperResolveJob:
 
     def __init__(self, study: Study, method: str = "perfgen", *, python: str | os.PathLike | None = None,
                  model: str | os.PathLike | None = None, sampler: str = "ddim", steps: int | None = None,
-                 samples: int = 1, seed: int = 0, device: str = "auto", batch: int = 8,
+                 samples: int | None = None, seed: int = 0, device: str = "auto", batch: int = 8,
                  lr_fraction: float | None = None):
         if lr_fraction is not None:
             kspace.check_fraction(lr_fraction)
@@ -184,6 +185,7 @@ class SuperResolveJob:
         self.workdir = Path(tempfile.mkdtemp(prefix="perfgensr-"))
         self.input_path = self.workdir / "input.npy"
         self.output_path = self.workdir / "output.npy"
+        samples = samples_for(method, samples)
         self.uncertainty_path = self.workdir / "uncertainty.npy" if samples > 1 else None
         write_study(study.with_frames(study.frames, single_slice=False), self.input_path)
         command = [str(python or sys.executable), "-m", "PerfGenSRLib.cli", "super-resolve",

@@ -17,6 +17,7 @@ import torch
 
 from . import kspace
 from .data import denormalise, frame_peak, normalise
+from .defaults import DEFAULT_DDIM_STEPS, samples_for
 from .errors import Cancelled, PerfGenError
 from .io import Study
 from .models import LoadedModel, bundled_model_path, load_model, resolve_device
@@ -25,7 +26,6 @@ from .schedule import DiffusionSchedule
 METHODS = ("zeropad", "gan", "perfgen")
 SAMPLERS = ("ddim", "ddpm")
 CLIP_Y0 = 3.0  # predicted y0 clipped to +-3 while sampling (SR3 clips to the data range); data sit within it
-DEFAULT_DDIM_STEPS = 10  # best of 5-50 in Scripts/bench_sampling.py, above ddpm-2000 (README)
 Method = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -117,7 +117,7 @@ class SuperResolution:
 
 
 def super_resolve_study(study: Study, method: str = "perfgen", *, model: str | os.PathLike | None = None,
-                        sampler: str = "ddim", steps: int | None = None, samples: int = 1, seed: int = 0,
+                        sampler: str = "ddim", steps: int | None = None, samples: int | None = None, seed: int = 0,
                         device: str = "auto", batch: int = 8, lr_fraction: float | None = None,
                         trust_checkpoint: bool = False, measured_lines: int | None = None,
                         data_consistency: bool = True,
@@ -129,10 +129,12 @@ def super_resolve_study(study: Study, method: str = "perfgen", *, model: str | o
     LR input on the HR grid, of which ``measured_lines`` central phase-encoding lines were acquired.
     When the measured lines are known (either way) and ``data_consistency`` is on, every learned
     result keeps exactly the measured central k-space lines (:func:`kspace.data_consistency`), so a
-    method only ever adds the outer lines. ``samples`` > 1 averages samples and returns their SD.
+    method only ever adds the outer lines. ``samples`` > 1 averages samples and returns their SD
+    (default: :data:`~.defaults.DEFAULT_SAMPLES` for PerfGen, one for the deterministic methods).
     Out of GPU memory, a batch is retried at half its size (down to one frame) and the run goes on at
     that size.
     """
+    samples = samples_for(method, samples)
     if samples < 1 or batch < 1:
         raise PerfGenError("--samples and --batch must be at least 1")
     torch_device = resolve_device(device)

@@ -292,7 +292,7 @@ def addResultSequences(scene: slicer.vtkMRMLScene, inputSequenceNode: slicer.vtk
 
 def superResolveSequence(scene: slicer.vtkMRMLScene, inputSequenceNode: slicer.vtkMRMLSequenceNode,
                          method: str = "perfgen", *, model: str | None = None, sampler: str = "ddim",
-                         steps: int | None = None, samples: int = 1, seed: int = 0, device: str = "auto",
+                         steps: int | None = None, samples: int | None = None, seed: int = 0, device: str = "auto",
                          batch: int = 8, simulateFraction: float | None = None,
                          progress: Callable[[int, int], None] | None = None,
                          cancel: Callable[[], bool] | None = None,

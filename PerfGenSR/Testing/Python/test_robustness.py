@@ -174,7 +174,7 @@ BAD_OPTIONS = {  # case: (arguments, what the message says)
     "super-resolve: DICOM output into a folder of other files": (
         [*SR[:-1], "{d}/no_dicom", "--method", "zeropad"], "holds files other than DICOM"),
     "super-resolve: --uncertainty with one sample": ([*SR, "--method", "zeropad", "--uncertainty", "{out}/sd.npy"],
-                                                     "--uncertainty needs --samples 2 or more"),
+                                                     "--uncertainty needs PerfGen with 2 or more samples"),
     "super-resolve: measured lines 0": ([*SR, "--method", "gan", "--model", "{d}/gan.safetensors", "--measured-lines",
                                          "0"], "--measured-lines must be between 1 and 40"),
     "super-resolve: batch 0": ([*SR, "--method", "zeropad", "--batch", "0"], "--batch must be at least 1"),

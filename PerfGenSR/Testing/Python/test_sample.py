@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from PerfGenSRLib import kspace
+from PerfGenSRLib.defaults import DEFAULT_SAMPLES
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.models import save_model
 from PerfGenSRLib.sample import available_methods, super_resolve_study
@@ -43,6 +44,15 @@ def test_samples_average_and_uncertainty(studies, tiny_model):
     assert result.uncertainty is not None and result.uncertainty.shape == studies[0].shape
     assert (result.uncertainty.frames > 0).mean() > 0.9
     assert progress[0] == (0, 6) and progress[-1] == (6, 6)
+
+
+def test_default_sample_count_applies_to_perfgen_only(studies, tiny_model):
+    study = studies[0].with_frames(studies[0].frames[:2])
+    perfgen = super_resolve_study(study, "perfgen", model=tiny_model, steps=1, device="cpu")
+    zeropad = super_resolve_study(study, "zeropad", lr_fraction=0.35, device="cpu")
+    assert perfgen.study.meta["super_resolution"]["samples"] == DEFAULT_SAMPLES
+    assert (perfgen.uncertainty is not None) == (DEFAULT_SAMPLES > 1)
+    assert zeropad.study.meta["super_resolution"]["samples"] == 1 and zeropad.uncertainty is None
 
 
 def test_ddpm_sampler_runs_every_step_of_the_models_schedule(studies, tmp_path, monkeypatch):

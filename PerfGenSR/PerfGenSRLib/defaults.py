@@ -1,0 +1,12 @@
+"""PerfGen's default sampling settings, chosen with ``Scripts/bench_sampling.py`` (README, "Sampling
+benchmark"). Torch-free, so the command line's help and the Slicer panel can name them cheaply."""
+
+DEFAULT_DDIM_STEPS = 10  # DDIM steps per sample
+DEFAULT_SAMPLES = 1  # PerfGen samples averaged per frame; zero-padding and the GAN are deterministic
+
+
+def samples_for(method: str, samples: int | None = None) -> int:
+    """Samples drawn per frame for ``method``: ``samples`` if given, else the method's default."""
+    if samples is not None:
+        return samples
+    return DEFAULT_SAMPLES if method == "perfgen" else 1
