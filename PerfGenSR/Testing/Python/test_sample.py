@@ -63,7 +63,7 @@ def test_ddpm_sampler_runs_every_step_of_the_models_schedule(studies, tmp_path, 
     original = DiffusionSchedule.ddpm_step
     monkeypatch.setattr(DiffusionSchedule, "ddpm_step", lambda self, *a, **k: calls.append(a[1]) or original(self, *a, **k))
     study = studies[0].with_frames(studies[0].frames[:2])
-    super_resolve_study(study, "perfgen", model=model, sampler="ddpm", device="cpu")
+    super_resolve_study(study, "perfgen", model=model, sampler="ddpm", samples=1, device="cpu")
     assert calls == list(range(20, 0, -1))
 
 
@@ -89,9 +89,9 @@ def test_bad_options_are_refused(studies, tiny_model, options, message):
 def test_data_consistency_keeps_the_measured_lines(studies, tiny_model):
     study = studies[0]
     keep = kspace.kept_lines(study.shape[2], 0.35)
-    consistent = super_resolve_study(study, "perfgen", model=tiny_model, steps=2, device="cpu", lr_fraction=0.35)
-    free = super_resolve_study(study, "perfgen", model=tiny_model, steps=2, device="cpu", lr_fraction=0.35,
-                               data_consistency=False)
+    run = dict(model=tiny_model, steps=2, samples=1, device="cpu", lr_fraction=0.35)  # one draw: DC of the result
+    consistent = super_resolve_study(study, "perfgen", **run)
+    free = super_resolve_study(study, "perfgen", data_consistency=False, **run)
     measured = kspace.to_kspace(consistent.low_res.frames)[..., kspace.central_block(study.shape[2], keep), :]
 
     def central(result):
