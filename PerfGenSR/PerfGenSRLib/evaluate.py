@@ -287,8 +287,8 @@ def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float
                          {m: {LABELS[k]: _scaled(m, v[m]) for k, v in values["HR"].items()} for m in METRICS},
                          {m: f"{METRIC_NAMES[m]} vs HR" for m in METRICS})
     settings = {"data": source, "studies": len(cases), "frames": int(sum(c.study.shape[0] for c in cases)),
-                "fraction": fraction, "methods": methods, "models": model_paths, "steps": steps, "samples": samples_for("perfgen", samples),
-                "device": str(resolve_device(device)), "seconds": time.perf_counter() - started}
+                "fraction": fraction, "methods": methods, "models": model_paths, "steps": steps,
+                "samples": samples_for("perfgen", samples), "device": str(resolve_device(device)), "seconds": time.perf_counter() - started}
     report = out / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text(format_report(values, tests, roi_values, settings, names, figures, out))
