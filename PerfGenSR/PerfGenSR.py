@@ -141,7 +141,9 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.createSegmentsButton.connect("clicked(bool)", self.onCreateSegments)
         self.ui.computeCurvesButton.connect("clicked(bool)", self.onComputeCurves)
         self.ui.saveCsvButton.connect("clicked(bool)", self.onSaveCsv)
-        self.ui.openTrainingButton.connect("clicked(bool)", lambda: slicer.util.selectModule("PerfGenSRTrain"))
+        self.ui.openTrainingButton.connect(
+            "clicked(bool)", lambda: slicer.util.selectModule("PerfGenSRTrain")
+        )
         self.ui.samplerComboBox.connect("currentIndexChanged(int)", self.onManualSettingChanged)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onManualSettingChanged)
         for name in MODEL_PATH_EDITS.values():
@@ -165,7 +167,9 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
+            self.removeObserver(
+                self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode
+            )
 
     def onSceneStartClose(self, caller, event) -> None:
         if self._run is not None:
@@ -185,11 +189,15 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, parameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
+            self.removeObserver(
+                self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode
+            )
         self._parameterNode = parameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
+            self.addObserver(
+                self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode
+            )
             self.updateGUIFromParameterNode()
 
     # --- settings the parameter node wrapper does not connect by itself -----------------------------
@@ -203,7 +211,11 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for method in MODEL_PATH_EDITS:
                 attribute = f"{method}Model"
                 if not getattr(self._parameterNode, attribute):
-                    setattr(self._parameterNode, attribute, self.logic.bundledModelPath(method) if torchInstalled else "")
+                    setattr(
+                        self._parameterNode,
+                        attribute,
+                        self.logic.bundledModelPath(method) if torchInstalled else "",
+                    )
         self._availableMethods = available
         wasBlocked = self.ui.deviceComboBox.blockSignals(True)
         self.ui.deviceComboBox.clear()
@@ -232,15 +244,23 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters = self._parameterNode
         if not parameters:
             return
-        for widget in (self.ui.samplerComboBox, self.ui.deviceComboBox, self.ui.perfgenModelPathLineEdit,
-                       self.ui.ganModelPathLineEdit):
+        for widget in (
+            self.ui.samplerComboBox,
+            self.ui.deviceComboBox,
+            self.ui.perfgenModelPathLineEdit,
+            self.ui.ganModelPathLineEdit,
+        ):
             widget.blockSignals(True)
         self.ui.samplerComboBox.currentText = parameters.sampler
         self.ui.deviceComboBox.setCurrentIndex(max(0, self.ui.deviceComboBox.findData(parameters.device)))
         self.ui.perfgenModelPathLineEdit.currentPath = parameters.perfgenModel
         self.ui.ganModelPathLineEdit.currentPath = parameters.ganModel
-        for widget in (self.ui.samplerComboBox, self.ui.deviceComboBox, self.ui.perfgenModelPathLineEdit,
-                       self.ui.ganModelPathLineEdit):
+        for widget in (
+            self.ui.samplerComboBox,
+            self.ui.deviceComboBox,
+            self.ui.perfgenModelPathLineEdit,
+            self.ui.ganModelPathLineEdit,
+        ):
             widget.blockSignals(False)
 
         for method, name in METHOD_CHECKBOXES.items():
@@ -248,30 +268,49 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         running = self._run is not None
         methods = self.checkedMethods()
         ready = bool(parameters.inputSequence and methods)
-        for widget in (self.ui.inputSequenceSelector, self.ui.zeropadCheckBox, self.ui.ganCheckBox,
-                       self.ui.perfgenCheckBox, self.ui.retrospectiveCheckBox, self.ui.advancedCollapsibleGroupBox,
-                       self.ui.installTorchButton, self.ui.segmentationSelector):
+        for widget in (
+            self.ui.inputSequenceSelector,
+            self.ui.zeropadCheckBox,
+            self.ui.ganCheckBox,
+            self.ui.perfgenCheckBox,
+            self.ui.retrospectiveCheckBox,
+            self.ui.advancedCollapsibleGroupBox,
+            self.ui.installTorchButton,
+            self.ui.segmentationSelector,
+        ):
             widget.enabled = not running
         self.ui.lrFractionSpinBox.enabled = not running and parameters.retrospective
         self.ui.samplerComboBox.enabled = self.ui.stepsSpinBox.enabled = "perfgen" in methods
         self.ui.applyButton.text = "Cancel" if running else "Super-resolve sequence"
         self.ui.applyButton.enabled = running or ready
-        self.ui.applyButton.toolTip = ("Stop the run; nothing is added to the scene" if running
-                                       else "Super-resolve every frame with the checked methods" if ready
-                                       else "Choose an input sequence and at least one method")
+        self.ui.applyButton.toolTip = (
+            "Stop the run; nothing is added to the scene"
+            if running
+            else "Super-resolve every frame with the checked methods"
+            if ready
+            else "Choose an input sequence and at least one method"
+        )
         self.ui.createSegmentsButton.enabled = not running and bool(parameters.inputSequence)
-        self.ui.computeCurvesButton.enabled = not running and bool(parameters.inputSequence and parameters.segmentation)
+        self.ui.computeCurvesButton.enabled = not running and bool(
+            parameters.inputSequence and parameters.segmentation
+        )
         self.ui.saveCsvButton.enabled = self._curves[0] is not None
 
     def checkedMethods(self) -> list[str]:
         """Methods checked and shown in the panel, in a fixed order."""
-        return [method for method, name in METHOD_CHECKBOXES.items()
-                if method in self.shownMethods() and getattr(self.ui, name).checked]
+        return [
+            method
+            for method, name in METHOD_CHECKBOXES.items()
+            if method in self.shownMethods() and getattr(self.ui, name).checked
+        ]
 
     def shownMethods(self) -> list[str]:
         """Methods offered in the panel: those with a bundled model, and learned ones given a model file."""
-        return [method for method in METHOD_CHECKBOXES
-                if method in self._availableMethods or (self._availableMethods and self._modelPath(method))]
+        return [
+            method
+            for method in METHOD_CHECKBOXES
+            if method in self._availableMethods or (self._availableMethods and self._modelPath(method))
+        ]
 
     # --- background run --------------------------------------------------------------------------
 
@@ -312,9 +351,16 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = f"{self.methodLabel(method)}: starting..."
         try:
             run["job"] = self.logic.startSuperResolve(
-                run["input"], method, model=self._modelPath(method) or None, sampler=parameters.sampler,
-                steps=parameters.steps or None, samples=parameters.samples or None, seed=parameters.seed,
-                device=parameters.device, lrFraction=run["fraction"])
+                run["input"],
+                method,
+                model=self._modelPath(method) or None,
+                sampler=parameters.sampler,
+                steps=parameters.steps or None,
+                samples=parameters.samples or None,
+                seed=parameters.seed,
+                device=parameters.device,
+                lrFraction=run["fraction"],
+            )
         except Exception as error:  # a PerfGenError from the engine, or an OS error starting it
             self.finishRun(f"{self.methodLabel(method)} could not start: {error}")
             return
@@ -331,8 +377,10 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if progress.total:
             self.ui.progressBar.setMaximum(progress.total * run["count"])
             self.ui.progressBar.setValue(progress.total * finishedMethods + progress.done)
-            self.ui.statusLabel.text = (f"{self.methodLabel(run['method'])}: {progress.done} of {progress.total} "
-                                        f"frames (method {finishedMethods + 1} of {run['count']})")
+            self.ui.statusLabel.text = (
+                f"{self.methodLabel(run['method'])}: {progress.done} of {progress.total} "
+                f"frames (method {finishedMethods + 1} of {run['count']})"
+            )
         if not progress.finished:
             return
         self._timer.stop()
@@ -367,7 +415,9 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.logic.addResults(run["input"], run["results"], run["fraction"])
                 self.logic.showComparison(run["input"])
                 labels = ", ".join(self.methodLabel(method) for method, _ in run["results"])
-                self.ui.statusLabel.text = f"Done: {labels} added to the sequence browser of '{run['input'].GetName()}'."
+                self.ui.statusLabel.text = (
+                    f"Done: {labels} added to the sequence browser of '{run['input'].GetName()}'."
+                )
         self.updateGUIFromParameterNode()
 
     @staticmethod
@@ -379,19 +429,24 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onCreateSegments(self) -> None:
         with slicer.util.tryWithErrorDisplay("Creating the ROI segments failed.", waitCursor=True):
             parameters = self._parameterNode
-            parameters.segmentation = self.logic.createSegments(parameters.segmentation, parameters.inputSequence)
+            parameters.segmentation = self.logic.createSegments(
+                parameters.segmentation, parameters.inputSequence
+            )
             self.logic.openSegmentEditor(parameters.segmentation, parameters.inputSequence)
 
     def onComputeCurves(self) -> None:
         with slicer.util.tryWithErrorDisplay("Computing the curves failed.", waitCursor=True):
             parameters = self._parameterNode
-            self._curves = self.logic.computeCurves(parameters.inputSequence, parameters.segmentation, *self._curves)
+            self._curves = self.logic.computeCurves(
+                parameters.inputSequence, parameters.segmentation, *self._curves
+            )
             slicer.modules.plots.logic().ShowChartInLayout(self._curves[1])
         self.updateGUIFromParameterNode()
 
     def onSaveCsv(self) -> None:
-        path = qt.QFileDialog.getSaveFileName(slicer.util.mainWindow(), "Save signal-time curves", "curves.csv",
-                                              "CSV files (*.csv)")
+        path = qt.QFileDialog.getSaveFileName(
+            slicer.util.mainWindow(), "Save signal-time curves", "curves.csv", "CSV files (*.csv)"
+        )
         if path:
             with slicer.util.tryWithErrorDisplay("Saving the curves failed."):
                 if not self.logic.saveCurves(self._curves[0], path):
@@ -427,8 +482,9 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
         missing = self.missingEnginePackages()
         if missing:
             if not slicer.util.confirmOkCancelDisplay(
-                    f"PerfGenSR needs these Python packages: {', '.join(missing)}. Install them now with pip?",
-                    windowTitle="PerfGenSR"):
+                f"PerfGenSR needs these Python packages: {', '.join(missing)}. Install them now with pip?",
+                windowTitle="PerfGenSR",
+            ):
                 return False
             slicer.util.pip_install(missing)
         if not self.torchInstalled():
@@ -437,7 +493,9 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
             except ModuleNotFoundError:
                 slicer.util.errorDisplay(
                     "PerfGenSR needs PyTorch. Install the PyTorch extension from the Extensions Manager, restart "
-                    "Slicer, then press Install PyTorch.", windowTitle="PerfGenSR")
+                    "Slicer, then press Install PyTorch.",
+                    windowTitle="PerfGenSR",
+                )
                 return False
             if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
                 return False
@@ -461,8 +519,10 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
         if self.torchInstalled():
             import torch
 
-            choices += [(f"GPU {i}: {torch.cuda.get_device_name(i)}", f"cuda:{i}")
-                        for i in range(torch.cuda.device_count())]
+            choices += [
+                (f"GPU {i}: {torch.cuda.get_device_name(i)}", f"cuda:{i}")
+                for i in range(torch.cuda.device_count())
+            ]
         return choices
 
     @staticmethod
@@ -472,22 +532,44 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     # --- super-resolution ------------------------------------------------------------------------
 
-    def startSuperResolve(self, inputSequenceNode, method: str, *, model=None, sampler="ddim", steps=None,
-                          samples=None, seed=0, device="auto", lrFraction=None):
+    def startSuperResolve(
+        self,
+        inputSequenceNode,
+        method: str,
+        *,
+        model=None,
+        sampler="ddim",
+        steps=None,
+        samples=None,
+        seed=0,
+        device="auto",
+        lrFraction=None,
+    ):
         """Start super-resolving the sequence in a background process; poll() and result() the job."""
         from PerfGenSRLib.process import SuperResolveJob
         from PerfGenSRLib.scene import sequenceToArray
 
-        return SuperResolveJob(sequenceToArray(inputSequenceNode), method, python=self.pythonExecutable(),
-                               model=model, sampler=sampler, steps=steps, samples=samples, seed=seed,
-                               device=device, lr_fraction=lrFraction)
+        return SuperResolveJob(
+            sequenceToArray(inputSequenceNode),
+            method,
+            python=self.pythonExecutable(),
+            model=model,
+            sampler=sampler,
+            steps=steps,
+            samples=samples,
+            seed=seed,
+            device=device,
+            lr_fraction=lrFraction,
+        )
 
     def addResults(self, inputSequenceNode, results, lrFraction=None) -> list:
         """Add (method, result) pairs as synchronized sequences of the input's browser."""
         from PerfGenSRLib.scene import addResultSequences
 
-        return [addResultSequences(slicer.mrmlScene, inputSequenceNode, method, result, lrFraction=lrFraction)
-                for method, result in results]
+        return [
+            addResultSequences(slicer.mrmlScene, inputSequenceNode, method, result, lrFraction=lrFraction)
+            for method, result in results
+        ]
 
     def superResolve(self, inputSequenceNode, method: str = "perfgen", **options):
         """Super-resolve in this process (blocking; for scripts and tests); options as superResolveSequence."""
@@ -525,8 +607,9 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
         from PerfGenSRLib import scene
 
         browser = scene.browserForSequence(slicer.mrmlScene, inputSequenceNode)
-        return scene.createPerfusionSegments(slicer.mrmlScene, segmentationNode,
-                                             browser.GetProxyNode(inputSequenceNode))
+        return scene.createPerfusionSegments(
+            slicer.mrmlScene, segmentationNode, browser.GetProxyNode(inputSequenceNode)
+        )
 
     def openSegmentEditor(self, segmentationNode, inputSequenceNode) -> None:
         """Switch to the Segment Editor, drawing into ``segmentationNode`` over the input's proxy volume."""
@@ -543,10 +626,13 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
         from PerfGenSRLib import scene
 
         sequences = scene.resultSequences(slicer.mrmlScene, inputSequenceNode)
-        reusable = [node if node is not None and node.GetScene() is slicer.mrmlScene else None
-                    for node in (tableNode, chartNode)]  # refill the last curves unless they were deleted
-        return scene.signalTimeCurves(slicer.mrmlScene, sequences, segmentationNode, tableNode=reusable[0],
-                                      chartNode=reusable[1])
+        reusable = [
+            node if node is not None and node.GetScene() is slicer.mrmlScene else None
+            for node in (tableNode, chartNode)
+        ]  # refill the last curves unless they were deleted
+        return scene.signalTimeCurves(
+            slicer.mrmlScene, sequences, segmentationNode, tableNode=reusable[0], chartNode=reusable[1]
+        )
 
     @staticmethod
     def saveCurves(tableNode, path: str) -> bool:
@@ -598,16 +684,31 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
             self.delayDisplay("Zero-pad, retrospective at 35% of the lines")
             zeropad = logic.superResolve(inputSequence, "zeropad", simulateFraction=0.35, device="cpu")
             self.delayDisplay("PerfGen, 2 DDIM steps, 2 samples")
-            perfgen = logic.superResolve(inputSequence, "perfgen", model=self._perfgenModel(logic), steps=2,
-                                         samples=2, simulateFraction=0.35, device="cpu")
+            perfgen = logic.superResolve(
+                inputSequence,
+                "perfgen",
+                model=self._perfgenModel(logic),
+                steps=2,
+                samples=2,
+                simulateFraction=0.35,
+                device="cpu",
+            )
             browser = scene.browserForSequence(slicer.mrmlScene, inputSequence)
-            for sequence in (zeropad, perfgen, perfgen.GetNodeReference(scene.UNCERTAINTY_REFERENCE),
-                             zeropad.GetNodeReference(scene.LOW_RES_REFERENCE)):
-                self.assertEqual([sequence.GetNthIndexValue(i) for i in range(sequence.GetNumberOfDataNodes())], values)
+            for sequence in (
+                zeropad,
+                perfgen,
+                perfgen.GetNodeReference(scene.UNCERTAINTY_REFERENCE),
+                zeropad.GetNodeReference(scene.LOW_RES_REFERENCE),
+            ):
+                self.assertEqual(
+                    [sequence.GetNthIndexValue(i) for i in range(sequence.GetNumberOfDataNodes())], values
+                )
                 self.assertTrue(browser.IsSynchronizedSequenceNode(sequence.GetID(), True))
                 self.assertIsNotNone(browser.GetProxyNode(sequence))
-            self.assertIs(perfgen.GetNodeReference(scene.LOW_RES_REFERENCE),
-                          zeropad.GetNodeReference(scene.LOW_RES_REFERENCE))
+            self.assertIs(
+                perfgen.GetNodeReference(scene.LOW_RES_REFERENCE),
+                zeropad.GetNodeReference(scene.LOW_RES_REFERENCE),
+            )
             logic.showComparison(inputSequence)
         else:
             self.delayDisplay("PyTorch is not installed: checking the scene logic without super-resolution")
@@ -639,6 +740,11 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
         from PerfGenSRLib.unet import PRESETS, UNet
 
         path = Path(slicer.app.temporaryPath) / "PerfGenSRTest" / "perfgen-tiny.safetensors"
-        save_model(path, UNet(PRESETS["tiny"]), "perfgen-unet", PRESETS["tiny"],
-                   extra={"schedule": DiffusionSchedule().config()})
+        save_model(
+            path,
+            UNet(PRESETS["tiny"]),
+            "perfgen-unet",
+            PRESETS["tiny"],
+            extra={"schedule": DiffusionSchedule().config()},
+        )
         return str(path)

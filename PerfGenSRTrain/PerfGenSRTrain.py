@@ -81,10 +81,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def train_arguments(args: argparse.Namespace) -> list[str]:
     """The ``perfgen-sr train`` command line for the module's parameters."""
-    source = ["--phantom-cases", str(args.phantomCases)] if args.phantomCases > 0 else ["--data", args.dataDir]
-    command = ["train", *source, "--out", args.outputDir, "--preset", args.preset, "--steps", str(args.steps),
-               "--batch", str(args.batch), "--checkpoint-every", str(args.checkpointEvery),
-               "--device", args.device or "auto", "--progress-lines"]
+    source = (
+        ["--phantom-cases", str(args.phantomCases)] if args.phantomCases > 0 else ["--data", args.dataDir]
+    )
+    command = [
+        "train",
+        *source,
+        "--out",
+        args.outputDir,
+        "--preset",
+        args.preset,
+        "--steps",
+        str(args.steps),
+        "--batch",
+        str(args.batch),
+        "--checkpoint-every",
+        str(args.checkpointEvery),
+        "--device",
+        args.device or "auto",
+        "--progress-lines",
+    ]
     return command + ["--resume"] if args.resume else command
 
 
@@ -95,14 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         print("PerfGenSR Train: choose a run folder for the checkpoint and the model", file=sys.stderr)
         return 2
     if args.phantomCases <= 0 and not args.dataDir:
-        print("PerfGenSR Train: choose a folder of training studies, or a number of phantom studies",
-              file=sys.stderr)
+        print(
+            "PerfGenSR Train: choose a folder of training studies, or a number of phantom studies",
+            file=sys.stderr,
+        )
         return 2
     make_engine_importable()
     from PerfGenSRLib import cli
 
-    print("<filter-start><filter-name>PerfGenSR Train</filter-name>"
-          "<filter-comment>training PerfGen</filter-comment></filter-start>", flush=True)
+    print(
+        "<filter-start><filter-name>PerfGenSR Train</filter-name>"
+        "<filter-comment>training PerfGen</filter-comment></filter-start>",
+        flush=True,
+    )
     translator = ProgressTranslator(sys.stdout)
     with contextlib.redirect_stdout(translator):
         status = cli.main(train_arguments(args))

@@ -43,8 +43,9 @@ def held_out_frames(n: int):
     return [np.concatenate(a)[:n] for a in (lows, highs, truths)]
 
 
-def run(sampler: DiffusionSampler, low: np.ndarray, batch: int, device: torch.device,
-        samples: int = 1) -> tuple[np.ndarray, float]:
+def run(
+    sampler: DiffusionSampler, low: np.ndarray, batch: int, device: torch.device, samples: int = 1
+) -> tuple[np.ndarray, float]:
     """Super-resolve ``low`` in batches, averaging ``samples`` draws; returns the SR frames and images/s."""
     out = []
     if device.type == "cuda":
@@ -52,11 +53,15 @@ def run(sampler: DiffusionSampler, low: np.ndarray, batch: int, device: torch.de
     start = time.perf_counter()
     generator = torch.Generator(device).manual_seed(0)
     for i in range(0, len(low), batch):
-        chunk = low[i:i + batch]
+        chunk = low[i : i + batch]
         peak = frame_peak(chunk)
         x = torch.from_numpy(normalise(chunk, peak)[:, None].astype(np.float32)).to(device)
-        draws = np.stack([denormalise(sampler(x, generator).float().cpu().numpy()[:, 0], peak) for _ in range(samples)])
-        out.append(kspace.data_consistency(draws, chunk[None], kspace.kept_lines(chunk.shape[-2], FRACTION)).mean(0))
+        draws = np.stack(
+            [denormalise(sampler(x, generator).float().cpu().numpy()[:, 0], peak) for _ in range(samples)]
+        )
+        out.append(
+            kspace.data_consistency(draws, chunk[None], kspace.kept_lines(chunk.shape[-2], FRACTION)).mean(0)
+        )
     if device.type == "cuda":
         torch.cuda.synchronize()
     return np.concatenate(out), len(low) / (time.perf_counter() - start)
@@ -70,7 +75,11 @@ def main() -> None:
     parser.add_argument("--ddpm-frames", type=int, default=8, help="frames for ddpm-2000 (0: skip ddpm)")
     parser.add_argument("--ddim", default="10,20,50,100")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--samples", default="1", help="sample counts averaged per frame, e.g. 1,4 (K > 1: DDIM, batched, fp32)")
+    parser.add_argument(
+        "--samples",
+        default="1",
+        help="sample counts averaged per frame, e.g. 1,4 (K > 1: DDIM, batched, fp32)",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     loaded = load_model(args.model, "perfgen-unet", device=device)
@@ -88,15 +97,22 @@ def main() -> None:
         return hr["psnr"].mean(), tr["psnr"].mean(), tr["ssim"].mean()
 
     zp = score(low[:ddpm_n], slice(0, ddpm_n))
-    print(f"zero-pad (first {ddpm_n} frames): PSNR vs HR {zp[0]:.2f} dB, vs truth {zp[1]:.2f} dB, SSIM vs truth {zp[2]:.3f}")
-    print(f"{'sampler':<10}{'steps':>6}{'K':>3}{'batch':>6}{'prec':>6}{'img/s':>9}{'x naive':>9}{'PSNR-HR':>9}"
-          f"{'PSNR-tr':>9}{'SSIM-tr':>8}{'ddpm-set PSNR-tr':>18}{'peak MB':>9}")
+    print(
+        f"zero-pad (first {ddpm_n} frames): PSNR vs HR {zp[0]:.2f} dB, vs truth {zp[1]:.2f} dB, SSIM vs truth {zp[2]:.3f}"
+    )
+    print(
+        f"{'sampler':<10}{'steps':>6}{'K':>3}{'batch':>6}{'prec':>6}{'img/s':>9}{'x naive':>9}{'PSNR-HR':>9}"
+        f"{'PSNR-tr':>9}{'SSIM-tr':>8}{'ddpm-set PSNR-tr':>18}{'peak MB':>9}"
+    )
     for name, steps in settings:
         sampler = sampler_for(loaded, sampler=name, steps=steps)
         frames = ddpm_n if name == "ddpm" else args.frames
         naive = None
-        runs = [(1, bf16, batch) for bf16 in precisions
-                for batch in ((args.batch,) if (name == "ddpm" and device.type != "cuda") else (1, args.batch))]
+        runs = [
+            (1, bf16, batch)
+            for bf16 in precisions
+            for batch in ((args.batch,) if (name == "ddpm" and device.type != "cuda") else (1, args.batch))
+        ]
         runs += [(k, False, args.batch) for k in counts if k > 1 and name == "ddim"]
         for samples, bf16, batch in runs:
             sampler.bf16 = bf16
@@ -106,9 +122,14 @@ def main() -> None:
             naive = naive or speed
             quality = score(sr, slice(0, frames))
             on_ddpm_set = score(sr[:ddpm_n], slice(0, ddpm_n))[1]
-            memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
-            print(f"{name:<10}{steps:>6}{samples:>3}{batch:>6}{'bf16' if bf16 else 'fp32':>6}{speed:>9.2f}{speed / naive:>9.2f}"
-                  f"{quality[0]:>9.2f}{quality[1]:>9.2f}{quality[2]:>8.3f}{on_ddpm_set:>18.2f}{memory:>9.0f}", flush=True)
+            memory = (
+                torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
+            )
+            print(
+                f"{name:<10}{steps:>6}{samples:>3}{batch:>6}{'bf16' if bf16 else 'fp32':>6}{speed:>9.2f}{speed / naive:>9.2f}"
+                f"{quality[0]:>9.2f}{quality[1]:>9.2f}{quality[2]:>8.3f}{on_ddpm_set:>18.2f}{memory:>9.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="training run folder holding model.safetensors and model.json")
     parser.add_argument("name", help="bundled model name: perfgen or gan")
-    parser.add_argument("--dest", type=Path, default=MODELS_DIR, help=f"destination folder (default {MODELS_DIR})")
+    parser.add_argument(
+        "--dest", type=Path, default=MODELS_DIR, help=f"destination folder (default {MODELS_DIR})"
+    )
     args = parser.parse_args()
     args.dest.mkdir(parents=True, exist_ok=True)
     weights = {k: v.half().contiguous() for k, v in load_file(str(args.run / "model.safetensors")).items()}

@@ -12,7 +12,12 @@ from scipy import ndimage
 from .errors import PerfGenError
 from .io import atomic_path
 
-ROI_COLOURS = {"lv_blood": "tab:red", "rv_blood": "tab:blue", "myocardium": "tab:green", "defect": "tab:purple"}
+ROI_COLOURS = {
+    "lv_blood": "tab:red",
+    "rv_blood": "tab:blue",
+    "myocardium": "tab:green",
+    "defect": "tab:purple",
+}
 
 
 def roi_curves(frames: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -31,7 +36,9 @@ def roi_curves(frames: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, tu
     return curves
 
 
-def xt_profile(frames: np.ndarray, start: tuple[float, float], end: tuple[float, float], samples: int | None = None) -> np.ndarray:
+def xt_profile(
+    frames: np.ndarray, start: tuple[float, float], end: tuple[float, float], samples: int | None = None
+) -> np.ndarray:
     """Intensities of ``(T, H, W)`` frames along the line ``start``->``end`` (row, col): ``(T, samples)``."""
     length = float(np.hypot(end[0] - start[0], end[1] - start[1]))
     samples = samples or max(2, int(round(length)) + 1)
@@ -40,7 +47,9 @@ def xt_profile(frames: np.ndarray, start: tuple[float, float], end: tuple[float,
     return np.stack([ndimage.map_coordinates(frame, [rows, cols], order=1) for frame in frames])
 
 
-def write_curves_csv(path: str | os.PathLike, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]]) -> Path:
+def write_curves_csv(
+    path: str | os.PathLike, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]]
+) -> Path:
     """CSV with a time column, then mean and SD per ROI per method (``method:roi:mean``)."""
     columns, names = [np.asarray(times, float)], ["time_s"]
     for method, curves in curves_by_method.items():
@@ -54,7 +63,9 @@ def write_curves_csv(path: str | os.PathLike, times: np.ndarray, curves_by_metho
     return Path(path)
 
 
-def plot_curves(ax, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]], styles: dict[str, str] | None = None) -> None:
+def plot_curves(
+    ax, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]], styles: dict[str, str] | None = None
+) -> None:
     """Draw mean curves on a matplotlib axis: colour per ROI, line style per method."""
     default_styles = ["-", "--", ":", "-."]
     for i, (method, curves) in enumerate(curves_by_method.items()):
@@ -66,7 +77,9 @@ def plot_curves(ax, times: np.ndarray, curves_by_method: dict[str, dict[str, tup
     ax.legend(fontsize="x-small", ncol=2)
 
 
-def save_curves_figure(path: str | os.PathLike, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]], title: str = "") -> Path:
+def save_curves_figure(
+    path: str | os.PathLike, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]], title: str = ""
+) -> Path:
     """PNG of the signal-time curves of every ROI and method."""
     import matplotlib
 

@@ -95,7 +95,9 @@ def split_studies(studies: list, validation: int, seed: int = 0) -> tuple[list, 
         raise PerfGenError(f"cannot hold back {validation} of {len(studies)} studies for validation")
     order = np.random.default_rng(seed).permutation(len(studies))
     held = set(order[:validation].tolist())
-    return [s for i, s in enumerate(studies) if i not in held], [s for i, s in enumerate(studies) if i in held]
+    return [s for i, s in enumerate(studies) if i not in held], [
+        s for i, s in enumerate(studies) if i in held
+    ]
 
 
 class PairDataset(Dataset):
@@ -106,12 +108,20 @@ class PairDataset(Dataset):
     whatever the number of loader workers. An integer index gives the item's fixed default draw.
     """
 
-    def __init__(self, studies: list[Study], crop: int = FOV, fraction_range=FRACTION_RANGE,
-                 jitter: int = 12, augment: bool = True):
+    def __init__(
+        self,
+        studies: list[Study],
+        crop: int = FOV,
+        fraction_range=FRACTION_RANGE,
+        jitter: int = 12,
+        augment: bool = True,
+    ):
         self.studies, self.crop, self.fraction_range = studies, crop, fraction_range
         self.jitter, self.augment = jitter, augment
         self.centers = [[study_center(s, z) for z in range(s.shape[1])] for s in studies]
-        self.index = [(i, t, z) for i, s in enumerate(studies) for t in range(s.shape[0]) for z in range(s.shape[1])]
+        self.index = [
+            (i, t, z) for i, s in enumerate(studies) for t in range(s.shape[0]) for z in range(s.shape[1])
+        ]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -123,7 +133,9 @@ class PairDataset(Dataset):
         hr = self.studies[i].frames[t, z]
         fraction = rng.uniform(*self.fraction_range) if self.augment else float(np.mean(self.fraction_range))
         lr = kspace.degrade(hr, fraction)
-        center = np.array(self.centers[i][z]) + (rng.integers(-self.jitter, self.jitter + 1, 2) if self.augment else 0)
+        center = np.array(self.centers[i][z]) + (
+            rng.integers(-self.jitter, self.jitter + 1, 2) if self.augment else 0
+        )
         hr, lr = (pad_to(a, self.crop) for a in (hr, lr))
         rows, cols = fov_box(hr.shape, center, self.crop)
         hr, lr = hr[rows, cols], lr[rows, cols]
@@ -132,8 +144,10 @@ class PairDataset(Dataset):
                 if rng.random() < 0.5:
                     hr, lr = np.flip(hr, axis), np.flip(lr, axis)
         peak = frame_peak(lr)
-        return (torch.from_numpy(normalise(lr, peak)[None].astype(np.float32)),
-                torch.from_numpy(normalise(hr, peak)[None].astype(np.float32)))
+        return (
+            torch.from_numpy(normalise(lr, peak)[None].astype(np.float32)),
+            torch.from_numpy(normalise(hr, peak)[None].astype(np.float32)),
+        )
 
 
 def pad_to(frame: np.ndarray, size: int) -> np.ndarray:

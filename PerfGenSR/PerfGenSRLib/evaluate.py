@@ -65,8 +65,9 @@ class Evaluation:
     report: Path | None = None
 
 
-def load_cases(paths: list[str | os.PathLike], studies: int | None = None,
-               max_frames: int | None = None) -> list[Case]:
+def load_cases(
+    paths: list[str | os.PathLike], studies: int | None = None, max_frames: int | None = None
+) -> list[Case]:
     """The test studies named by ``paths`` (phantom folders keep their truth and masks), first ``studies``."""
     found = [p for root in paths for p in study_paths(Path(root))]
     if studies is not None:
@@ -128,8 +129,10 @@ def resolve_models(methods: list[str], models: dict[str, str] | None = None) -> 
         if not path.exists():
             train = "train" if method == "perfgen" else "train-gan"
             where = "given" if method in models else "bundled"
-            raise PerfGenError(f"the {where} {method} model {path} does not exist; pass --models {method}=PATH "
-                               f"(train one with `perfgen-sr {train}`) or leave {method} out of --methods")
+            raise PerfGenError(
+                f"the {where} {method} model {path} does not exist; pass --models {method}=PATH "
+                f"(train one with `perfgen-sr {train}`) or leave {method} out of --methods"
+            )
         resolved[method] = path
     return resolved
 
@@ -144,9 +147,18 @@ def case_frame_metrics(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
             ref = fov_crop(ref_frames[:, z], center)
             for method, frames in images.items():
                 values = frame_metrics(fov_crop(frames[:, z], center), ref, peak=ref.max())
-                rows += [{"study": case.name, "level": "frame", "slice": z, "frame": t, "reference": reference,
-                          "method": method, **{m: float(values[m][t]) for m in METRICS}}
-                         for t in range(len(ref))]
+                rows += [
+                    {
+                        "study": case.name,
+                        "level": "frame",
+                        "slice": z,
+                        "frame": t,
+                        "reference": reference,
+                        "method": method,
+                        **{m: float(values[m][t]) for m in METRICS},
+                    }
+                    for t in range(len(ref))
+                ]
     return rows
 
 
@@ -155,9 +167,18 @@ def study_means(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["study"], row["reference"], row["method"]), []).append(row)
-    return [{"study": s, "level": "study", "slice": "", "frame": "", "reference": r, "method": m,
-             **{k: float(np.mean([g[k] for g in group])) for k in METRICS}}
-            for (s, r, m), group in groups.items()]
+    return [
+        {
+            "study": s,
+            "level": "study",
+            "slice": "",
+            "frame": "",
+            "reference": r,
+            "method": m,
+            **{k: float(np.mean([g[k] for g in group])) for k in METRICS},
+        }
+        for (s, r, m), group in groups.items()
+    ]
 
 
 def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
@@ -172,8 +193,15 @@ def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
         curves = roi_curves(frames[:, 0], masks)
         for roi, (mean, _) in curves.items():
             rmse = float(np.sqrt(np.mean((mean - reference[roi][0]) ** 2)))
-            rows.append({"study": case.name, "method": method, "measure": "curve_rmse_percent_of_peak", "roi": roi,
-                         "value": 100 * rmse / float(np.max(reference[roi][0]))})
+            rows.append(
+                {
+                    "study": case.name,
+                    "method": method,
+                    "measure": "curve_rmse_percent_of_peak",
+                    "roi": roi,
+                    "value": 100 * rmse / float(np.max(reference[roi][0])),
+                }
+            )
     defect = case.masks.get("defect")
     if defect is not None and defect.any() and "myocardium" in case.masks:
         remote = case.masks["myocardium"] & ~defect
@@ -183,10 +211,25 @@ def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
             return float(frames[peak][defect].mean() / max(frames[peak][remote].mean(), 1e-12))
 
         hr_ratio = ratio(hr)
-        rows += [{"study": case.name, "method": method, "measure": "defect_remote_ratio_relative_to_hr",
-                  "roi": "defect", "value": ratio(frames[:, 0]) / hr_ratio} for method, frames in images.items()]
-        rows.append({"study": case.name, "method": "HR", "measure": "defect_remote_ratio", "roi": "defect",
-                     "value": hr_ratio})
+        rows += [
+            {
+                "study": case.name,
+                "method": method,
+                "measure": "defect_remote_ratio_relative_to_hr",
+                "roi": "defect",
+                "value": ratio(frames[:, 0]) / hr_ratio,
+            }
+            for method, frames in images.items()
+        ]
+        rows.append(
+            {
+                "study": case.name,
+                "method": "HR",
+                "measure": "defect_remote_ratio",
+                "roi": "defect",
+                "value": hr_ratio,
+            }
+        )
     return rows
 
 
@@ -198,12 +241,19 @@ def save_case_figures(folder: Path, case: Case, images: dict[str, np.ndarray]) -
     center = study_center(case.study, 0)
     times = case.study.times()
     written = []
-    masks = {roi: case.masks[roi] for roi in CURVE_ROIS if case.masks and roi in case.masks and case.masks[roi].any()}
+    masks = {
+        roi: case.masks[roi]
+        for roi in CURVE_ROIS
+        if case.masks and roi in case.masks and case.masks[roi].any()
+    }
     if masks:
         curves = {name: roi_curves(frames, masks) for name, frames in {"HR": hr, **shown}.items()}
         phases = phase_frames(curves["HR"])
-        written.append(save_curves_figure(folder / "curves.png", times, curves,
-                                          title=f"{case.name}: signal-time curves (solid: HR)"))
+        written.append(
+            save_curves_figure(
+                folder / "curves.png", times, curves, title=f"{case.name}: signal-time curves (solid: HR)"
+            )
+        )
         written.append(write_curves_csv(folder / "curves.csv", times, curves))
         row = float(np.argwhere(masks.get("lv_blood", next(iter(masks.values())))).mean(axis=0)[0])
     else:
@@ -218,13 +268,21 @@ def save_case_figures(folder: Path, case: Case, images: dict[str, np.ndarray]) -
     return written
 
 
-def evaluate(data: list[str | os.PathLike], out: str | os.PathLike, *, studies: int | None = None,
-             max_frames: int | None = None, **options) -> Evaluation:
+def evaluate(
+    data: list[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    studies: int | None = None,
+    max_frames: int | None = None,
+    **options,
+) -> Evaluation:
     """Evaluate the studies named by ``data`` (see :func:`evaluate_cases` for the options).
 
     Where ``out`` did not exist, a failed or interrupted run removes what it had written there.
     """
-    resolve_models(list(options.get("methods", METHODS)), options.get("models"))  # refuse before reading studies
+    resolve_models(
+        list(options.get("methods", METHODS)), options.get("models")
+    )  # refuse before reading studies
     cases = load_cases(list(data), studies, max_frames)
     if not cases:
         raise PerfGenError(f"no studies found in {', '.join(map(str, data))}")
@@ -237,11 +295,22 @@ def evaluate(data: list[str | os.PathLike], out: str | os.PathLike, *, studies: 
         raise
 
 
-def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float = 0.35,
-                   methods: list[str] = METHODS, models: dict[str, str] | None = None,
-                   steps: int | None = None, samples: int | None = None, device: str = "auto", batch: int = 8, seed: int = 0,
-                   source: str = "memory", dicom: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> Evaluation:
+def evaluate_cases(
+    cases: list[Case],
+    out: str | os.PathLike,
+    *,
+    fraction: float = 0.35,
+    methods: list[str] = METHODS,
+    models: dict[str, str] | None = None,
+    steps: int | None = None,
+    samples: int | None = None,
+    device: str = "auto",
+    batch: int = 8,
+    seed: int = 0,
+    source: str = "memory",
+    dicom: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
     """Super-resolve every case with every method and write metrics, statistics, report and figures.
 
     With ``dicom`` each method's result is also written as a derived DICOM series in the source
@@ -259,15 +328,29 @@ def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float
         progress(0, len(cases))
     for done, case in enumerate(cases, 1):
         with torch.inference_mode():
-            results = {method: super_resolve_study(case.study, method, model=model_paths[method], steps=steps,
-                                                   samples=samples if method == "perfgen" else None, seed=seed,
-                                                   device=device, batch=batch, lr_fraction=fraction).study
-                       for method in methods}
+            results = {
+                method: super_resolve_study(
+                    case.study,
+                    method,
+                    model=model_paths[method],
+                    steps=steps,
+                    samples=samples if method == "perfgen" else None,
+                    seed=seed,
+                    device=device,
+                    batch=batch,
+                    lr_fraction=fraction,
+                ).study
+                for method in methods
+            }
         images = {method: result.frames for method, result in results.items()}
         if dicom:
             for method, result in results.items():
-                write_study(result, out / "dicom" / case.name / method, method=LABELS[method],
-                            model=str(model_paths[method] or "none"))
+                write_study(
+                    result,
+                    out / "dicom" / case.name / method,
+                    method=LABELS[method],
+                    model=str(model_paths[method] or "none"),
+                )
         frame_rows += case_frame_metrics(case, images)
         roi_rows += roi_measures(case, images)
         figures[case.name] = save_case_figures(out / "studies" / case.name, case, images)
@@ -282,13 +365,26 @@ def evaluate_cases(cases: list[Case], out: str | os.PathLike, *, fraction: float
     tests = {reference: comparison_tests(by_method) for reference, by_method in values.items()}
     roi_values: dict[str, dict[str, list[float]]] = {}
     for row in roi_rows:
-        roi_values.setdefault(f"{row['measure']}:{row['roi']}", {}).setdefault(row["method"], []).append(row["value"])
-    save_metric_boxplots(out / "boxplots.png",
-                         {m: {LABELS[k]: _scaled(m, v[m]) for k, v in values["HR"].items()} for m in METRICS},
-                         {m: f"{METRIC_NAMES[m]} vs HR" for m in METRICS})
-    settings = {"data": source, "studies": len(cases), "frames": int(sum(c.study.shape[0] for c in cases)),
-                "fraction": fraction, "methods": methods, "models": model_paths, "steps": steps,
-                "samples": samples_for("perfgen", samples), "device": str(resolve_device(device)), "seconds": time.perf_counter() - started}
+        roi_values.setdefault(f"{row['measure']}:{row['roi']}", {}).setdefault(row["method"], []).append(
+            row["value"]
+        )
+    save_metric_boxplots(
+        out / "boxplots.png",
+        {m: {LABELS[k]: _scaled(m, v[m]) for k, v in values["HR"].items()} for m in METRICS},
+        {m: f"{METRIC_NAMES[m]} vs HR" for m in METRICS},
+    )
+    settings = {
+        "data": source,
+        "studies": len(cases),
+        "frames": int(sum(c.study.shape[0] for c in cases)),
+        "fraction": fraction,
+        "methods": methods,
+        "models": model_paths,
+        "steps": steps,
+        "samples": samples_for("perfgen", samples),
+        "device": str(resolve_device(device)),
+        "seconds": time.perf_counter() - started,
+    }
     report = out / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text(format_report(values, tests, roi_values, settings, names, figures, out))
@@ -299,14 +395,22 @@ def per_study_values(study_rows: list[dict]) -> dict[str, dict[str, dict[str, np
     """``values[reference][method][metric]``: per-study means, in study order, over the studies that have the reference."""
     values: dict[str, dict[str, dict[str, list]]] = {}
     for row in study_rows:
-        by_metric = values.setdefault(row["reference"], {}).setdefault(row["method"], {m: [] for m in METRICS})
+        by_metric = values.setdefault(row["reference"], {}).setdefault(
+            row["method"], {m: [] for m in METRICS}
+        )
         for metric in METRICS:
             by_metric[metric].append(row[metric])
-    return {ref: {method: {m: np.array(v) for m, v in by_metric.items()} for method, by_metric in by_method.items()}
-            for ref, by_method in values.items()}
+    return {
+        ref: {
+            method: {m: np.array(v) for m, v in by_metric.items()} for method, by_metric in by_method.items()
+        }
+        for ref, by_method in values.items()
+    }
 
 
-def comparison_tests(by_method: dict[str, dict[str, np.ndarray]]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+def comparison_tests(
+    by_method: dict[str, dict[str, np.ndarray]],
+) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
     """Paired tests across studies for each comparison whose two methods were run (``a`` minus ``b``)."""
     tests = {}
     for a, b in COMPARISONS:
@@ -318,8 +422,13 @@ def comparison_tests(by_method: dict[str, dict[str, np.ndarray]]) -> dict[tuple[
 def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     if len(a) < 2 or np.allclose(a, b, rtol=0, atol=0):
         change = float(100 * (a.mean() - b.mean()) / b.mean()) if b.mean() else math.nan
-        return {"t": math.nan, "p_ttest": math.nan, "p_wilcoxon": math.nan,
-                "mean_difference": float(a.mean() - b.mean()), "relative_change_percent": change}
+        return {
+            "t": math.nan,
+            "p_ttest": math.nan,
+            "p_wilcoxon": math.nan,
+            "mean_difference": float(a.mean() - b.mean()),
+            "relative_change_percent": change,
+        }
     return paired_tests(a, b)
 
 
@@ -348,24 +457,33 @@ def _p_phrase(value: float) -> str:
     return f"P {_p(value)}" if value < 0.001 else f"P = {_p(value)}"
 
 
-def comparison_sentence(a: str, b: str, metric: str, values: dict[str, dict[str, np.ndarray]],
-                        test: dict[str, float]) -> str:
+def comparison_sentence(
+    a: str, b: str, metric: str, values: dict[str, dict[str, np.ndarray]], test: dict[str, float]
+) -> str:
     """One sentence stating from the numbers whether method ``a`` beat method ``b`` in ``metric``."""
     change = test["relative_change_percent"]
     difference = test["mean_difference"]
     better = difference < 0 if LOWER_IS_BETTER[metric] else difference > 0
     unit = {"nrmse": "%", "psnr": " dB", "ssim": ""}[metric]
-    means = (f"{_mean_sd(metric, values[a][metric])}{unit} for {LABELS[a]} vs. "
-             f"{_mean_sd(metric, values[b][metric])}{unit} for {LABELS[b]}")
+    means = (
+        f"{_mean_sd(metric, values[a][metric])}{unit} for {LABELS[a]} vs. "
+        f"{_mean_sd(metric, values[b][metric])}{unit} for {LABELS[b]}"
+    )
     p = test["p_ttest"]
     if not math.isfinite(p):
         significance = "no paired test (fewer than two studies or identical results)"
     else:
-        significance = f"paired t-test {_p_phrase(p)}, {'' if p < ALPHA else 'not '}significant at P < {ALPHA}"
+        significance = (
+            f"paired t-test {_p_phrase(p)}, {'' if p < ALPHA else 'not '}significant at P < {ALPHA}"
+        )
     name = METRIC_NAMES[metric].split(" ")[0]
     if difference == 0:
         return f"{LABELS[a]} and {LABELS[b]} gave the same {name} ({means})."
-    words = {"nrmse": ("reduction", "increase"), "psnr": ("decrease", "increase"), "ssim": ("decrease", "improvement")}
+    words = {
+        "nrmse": ("reduction", "increase"),
+        "psnr": ("decrease", "increase"),
+        "ssim": ("decrease", "improvement"),
+    }
     amount = f"{abs(change):.1f}% {words[metric][change > 0]}"
     amount = f"{'an' if amount.startswith(('8', '11.', '18.')) else 'a'} {amount}"
     if better:
@@ -377,64 +495,121 @@ def format_report(values, tests, roi_values, settings, names, figures, out: Path
     """The Markdown report: settings, the paper's table per reference, tests, sentences, ROI tables, figures."""
     methods = settings["methods"]
     model_lines = [f"{LABELS[m]}: `{p}`" for m, p in settings["models"].items() if p is not None]
-    lines = ["# PerfGenSR evaluation", "",
-             f"{settings['studies']} studies ({settings['frames']} frames) from `{settings['data']}`, "
-             f"LR = central {settings['fraction']:.0%} of the phase-encoding lines, zero-padded. "
-             f"Metrics in the {FOV}x{FOV} field of view around the heart (paper section 2.3): nRMSE per frame "
-             "normalised by the reference frame's range, PSNR and SSIM on the 0-255 scale of the study's "
-             "reference maximum; each study is the mean over its frames, tables give mean ± SD across studies.",
-             "",
-             "Models: " + ("; ".join(model_lines) if model_lines else "none (zero-padding only)") + ". "
-             + (f"PerfGen: DDIM with {settings['steps'] or DEFAULT_DDIM_STEPS} step(s), {settings['samples']} "
-                f"sample{'s' if settings['samples'] > 1 else ''} per frame. " if "perfgen" in methods else "")
-             + f"Device {settings['device']}, {settings['seconds']:.0f} s.", ""]
+    lines = [
+        "# PerfGenSR evaluation",
+        "",
+        f"{settings['studies']} studies ({settings['frames']} frames) from `{settings['data']}`, "
+        f"LR = central {settings['fraction']:.0%} of the phase-encoding lines, zero-padded. "
+        f"Metrics in the {FOV}x{FOV} field of view around the heart (paper section 2.3): nRMSE per frame "
+        "normalised by the reference frame's range, PSNR and SSIM on the 0-255 scale of the study's "
+        "reference maximum; each study is the mean over its frames, tables give mean ± SD across studies.",
+        "",
+        "Models: "
+        + ("; ".join(model_lines) if model_lines else "none (zero-padding only)")
+        + ". "
+        + (
+            f"PerfGen: DDIM with {settings['steps'] or DEFAULT_DDIM_STEPS} step(s), {settings['samples']} "
+            f"sample{'s' if settings['samples'] > 1 else ''} per frame. "
+            if "perfgen" in methods
+            else ""
+        )
+        + f"Device {settings['device']}, {settings['seconds']:.0f} s.",
+        "",
+    ]
     for reference, by_method in values.items():
         title = "HR images" if reference == "HR" else "the noise-free truth (phantoms)"
-        lines += [f"## Image quality against {title}", "",
-                  "| Method | " + " | ".join(METRIC_NAMES[m] for m in METRICS) + " |",
-                  "|---|" + "---|" * len(METRICS)]
-        lines += [f"| {LABELS[m]} | " + " | ".join(_mean_sd(k, by_method[m][k]) for k in METRICS) + " |" for m in methods]
+        lines += [
+            f"## Image quality against {title}",
+            "",
+            "| Method | " + " | ".join(METRIC_NAMES[m] for m in METRICS) + " |",
+            "|---|" + "---|" * len(METRICS),
+        ]
+        lines += [
+            f"| {LABELS[m]} | " + " | ".join(_mean_sd(k, by_method[m][k]) for k in METRICS) + " |"
+            for m in methods
+        ]
         if tests[reference]:
             n = len(next(iter(by_method.values()))["psnr"])
-            lines += ["", f"Paired tests across studies (n = {n}); relative change = (mean A − mean B) / mean B:", "",
-                      "| A vs B | Metric | Relative change | paired t-test P | Wilcoxon P |", "|---|---|---|---|---|"]
+            lines += [
+                "",
+                f"Paired tests across studies (n = {n}); relative change = (mean A − mean B) / mean B:",
+                "",
+                "| A vs B | Metric | Relative change | paired t-test P | Wilcoxon P |",
+                "|---|---|---|---|---|",
+            ]
             for (a, b), by_metric in tests[reference].items():
-                lines += [f"| {LABELS[a]} vs {LABELS[b]} | {METRIC_NAMES[m].split(' ')[0]} | "
-                          f"{by_metric[m]['relative_change_percent']:+.1f}% | {_p(by_metric[m]['p_ttest'])} | "
-                          f"{_p(by_metric[m]['p_wilcoxon'])} |" for m in METRICS]
+                lines += [
+                    f"| {LABELS[a]} vs {LABELS[b]} | {METRIC_NAMES[m].split(' ')[0]} | "
+                    f"{by_metric[m]['relative_change_percent']:+.1f}% | {_p(by_metric[m]['p_ttest'])} | "
+                    f"{_p(by_metric[m]['p_wilcoxon'])} |"
+                    for m in METRICS
+                ]
             lines.append("")
-            lines += [f"- {comparison_sentence(a, b, m, by_method, by_metric[m])}"
-                      for (a, b), by_metric in tests[reference].items() for m in METRICS]
+            lines += [
+                f"- {comparison_sentence(a, b, m, by_method, by_metric[m])}"
+                for (a, b), by_metric in tests[reference].items()
+                for m in METRICS
+            ]
         lines.append("")
-    curve_keys = [f"curve_rmse_percent_of_peak:{roi}" for roi in CURVE_ROIS if f"curve_rmse_percent_of_peak:{roi}" in roi_values]
+    curve_keys = [
+        f"curve_rmse_percent_of_peak:{roi}"
+        for roi in CURVE_ROIS
+        if f"curve_rmse_percent_of_peak:{roi}" in roi_values
+    ]
     if curve_keys:
-        lines += ["## Signal-time curves against HR", "",
-                  "RMSE between each method's mean ROI curve and the HR curve, in % of the HR curve's peak "
-                  "(mean ± SD across studies with masks):", "",
-                  "| Method | " + " | ".join(ROI_NAMES[k.split(':')[1]] for k in curve_keys) + " |",
-                  "|---|" + "---|" * len(curve_keys)]
-        lines += [f"| {LABELS[m]} | " + " | ".join(mean_sd(roi_values[k][m]) for k in curve_keys) + " |"
-                  for m in methods]
+        lines += [
+            "## Signal-time curves against HR",
+            "",
+            "RMSE between each method's mean ROI curve and the HR curve, in % of the HR curve's peak "
+            "(mean ± SD across studies with masks):",
+            "",
+            "| Method | " + " | ".join(ROI_NAMES[k.split(":")[1]] for k in curve_keys) + " |",
+            "|---|" + "---|" * len(curve_keys),
+        ]
+        lines += [
+            f"| {LABELS[m]} | " + " | ".join(mean_sd(roi_values[k][m]) for k in curve_keys) + " |"
+            for m in methods
+        ]
         lines.append("")
     contrast = roi_values.get("defect_remote_ratio_relative_to_hr:defect")
     if contrast:
         hr_ratio = roi_values["defect_remote_ratio:defect"]["HR"]
-        lines += ["## Defect-to-remote contrast", "",
-                  "Mean signal in the defect over mean signal in the remote myocardium at the HR's remote-myocardium "
-                  f"peak, divided by the same ratio in HR (1 = as in HR; HR ratio {mean_sd(hr_ratio, 3)}, "
-                  f"{len(hr_ratio)} {'study' if len(hr_ratio) == 1 else 'studies'} with a defect):", "",
-                  "| Method | Ratio relative to HR |", "|---|---|"]
+        lines += [
+            "## Defect-to-remote contrast",
+            "",
+            "Mean signal in the defect over mean signal in the remote myocardium at the HR's remote-myocardium "
+            f"peak, divided by the same ratio in HR (1 = as in HR; HR ratio {mean_sd(hr_ratio, 3)}, "
+            f"{len(hr_ratio)} {'study' if len(hr_ratio) == 1 else 'studies'} with a defect):",
+            "",
+            "| Method | Ratio relative to HR |",
+            "|---|---|",
+        ]
         lines += [f"| {LABELS[m]} | {mean_sd(contrast[m], 3)} |" for m in methods]
         lines.append("")
-    lines += ["## Figures", "", "![box plots](boxplots.png)", "",
-              "Per study (`studies/NAME/`): `panel.png` (LR / GAN / PerfGen / HR at the first-pass phases with "
-              "|error| maps), `curves.png` and `curves.csv` (where masks exist), `xt_profiles.png` (a line "
-              "through the LV centre across the heart).", ""]
+    lines += [
+        "## Figures",
+        "",
+        "![box plots](boxplots.png)",
+        "",
+        "Per study (`studies/NAME/`): `panel.png` (LR / GAN / PerfGen / HR at the first-pass phases with "
+        "|error| maps), `curves.png` and `curves.csv` (where masks exist), `xt_profiles.png` (a line "
+        "through the LV centre across the heart).",
+        "",
+    ]
     first = names[0]
-    lines += [f"![{first} {p.stem}]({p.relative_to(out).as_posix()})" for p in figures[first] if p.suffix == ".png"]
-    lines += ["", "Other studies: " + ", ".join(f"[{n}](studies/{n}/panel.png)" for n in names[1:]) if names[1:] else "",
-              "", "Per-frame and per-study values: `metrics.csv` (nRMSE as a fraction)"
-              + ("; ROI measures: `roi_metrics.csv`." if roi_values else "."), ""]
+    lines += [
+        f"![{first} {p.stem}]({p.relative_to(out).as_posix()})" for p in figures[first] if p.suffix == ".png"
+    ]
+    lines += [
+        "",
+        "Other studies: " + ", ".join(f"[{n}](studies/{n}/panel.png)" for n in names[1:])
+        if names[1:]
+        else "",
+        "",
+        "Per-frame and per-study values: `metrics.csv` (nRMSE as a fraction)"
+        + ("; ROI measures: `roi_metrics.csv`." if roi_values else "."),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -444,12 +619,16 @@ def format_summary(evaluation: Evaluation) -> str:
     for reference, by_method in evaluation.values.items():
         lines.append(f"against {reference} ({len(evaluation.studies)} studies, mean ± SD):")
         lines.append(f"  {'method':<15}" + "".join(f"{METRIC_NAMES[m]:>20}" for m in METRICS))
-        lines += [f"  {LABELS[method]:<15}" + "".join(f"{_mean_sd(m, values[m]):>20}" for m in METRICS)
-                  for method, values in by_method.items()]
+        lines += [
+            f"  {LABELS[method]:<15}" + "".join(f"{_mean_sd(m, values[m]):>20}" for m in METRICS)
+            for method, values in by_method.items()
+        ]
         pair = evaluation.tests[reference].get(("perfgen", "gan"))
         if pair:
-            lines += ["  " + comparison_sentence("perfgen", "gan", m, by_method, pair[m]).replace("**", "")
-                      for m in METRICS]
+            lines += [
+                "  " + comparison_sentence("perfgen", "gan", m, by_method, pair[m]).replace("**", "")
+                for m in METRICS
+            ]
     return "\n".join(lines)
 
 

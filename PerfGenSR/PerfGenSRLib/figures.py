@@ -32,20 +32,34 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 def phase_frames(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, int]:
     """Frame index of baseline, RV peak, LV peak and myocardial peak from reference ROI curves."""
-    peak = {roi: int(np.argmax(curves[roi][0])) for roi in ("rv_blood", "lv_blood", "myocardium") if roi in curves}
-    return {"baseline": 0, "RV peak": peak.get("rv_blood", 0), "LV peak": peak.get("lv_blood", 0),
-            "myo peak": peak.get("myocardium", 0)}
+    peak = {
+        roi: int(np.argmax(curves[roi][0])) for roi in ("rv_blood", "lv_blood", "myocardium") if roi in curves
+    }
+    return {
+        "baseline": 0,
+        "RV peak": peak.get("rv_blood", 0),
+        "LV peak": peak.get("lv_blood", 0),
+        "myo peak": peak.get("myocardium", 0),
+    }
 
 
-def save_phase_panel(path: str | os.PathLike, images: dict[str, np.ndarray], reference: str,
-                     phases: dict[str, int], center: tuple[int, int], error_maps: bool = True) -> Path:
+def save_phase_panel(
+    path: str | os.PathLike,
+    images: dict[str, np.ndarray],
+    reference: str,
+    phases: dict[str, int],
+    center: tuple[int, int],
+    error_maps: bool = True,
+) -> Path:
     """Rows of methods (reference last) at each phase in the 96x96 FOV, same window; optional |error| rows."""
     plt = _pyplot()
     names = [n for n in images if n != reference] + [reference]
     crops = {n: fov_crop(images[n], center) for n in names}
     vmax = float(np.percentile(crops[reference], 99.7))
     rows = names + ([f"|{n} - {reference}|" for n in names if n != reference] if error_maps else [])
-    fig, axes = plt.subplots(len(rows), len(phases), figsize=(2.2 * len(phases), 2.2 * len(rows)), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(phases), figsize=(2.2 * len(phases), 2.2 * len(rows)), dpi=110, squeeze=False
+    )
     for r, row in enumerate(rows):
         for c, (phase, t) in enumerate(phases.items()):
             ax = axes[r, c]
@@ -53,7 +67,9 @@ def save_phase_panel(path: str | os.PathLike, images: dict[str, np.ndarray], ref
                 ax.imshow(crops[row][t], cmap="gray", vmin=0, vmax=vmax)
             else:
                 name = names[r - len(names)]
-                ax.imshow(np.abs(crops[name][t] - crops[reference][t]), cmap="inferno", vmin=0, vmax=0.25 * vmax)
+                ax.imshow(
+                    np.abs(crops[name][t] - crops[reference][t]), cmap="inferno", vmin=0, vmax=0.25 * vmax
+                )
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
@@ -70,8 +86,14 @@ def save_xt_profiles(path: str | os.PathLike, profiles: dict[str, np.ndarray], t
     vmax = float(max(np.percentile(p, 99.7) for p in profiles.values()))
     fig, axes = plt.subplots(1, len(profiles), figsize=(2.4 * len(profiles), 4), dpi=110, squeeze=False)
     for ax, (name, profile) in zip(axes[0], profiles.items()):
-        ax.imshow(profile, cmap="gray", vmin=0, vmax=vmax, aspect="auto",
-                  extent=(0, profile.shape[1], float(times[-1]), float(times[0])))
+        ax.imshow(
+            profile,
+            cmap="gray",
+            vmin=0,
+            vmax=vmax,
+            aspect="auto",
+            extent=(0, profile.shape[1], float(times[-1]), float(times[0])),
+        )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("position (px)")
     axes[0, 0].set_ylabel("time (s)")
@@ -79,8 +101,9 @@ def save_xt_profiles(path: str | os.PathLike, profiles: dict[str, np.ndarray], t
     return _save(fig, path)
 
 
-def save_metric_boxplots(path: str | os.PathLike, values: dict[str, dict[str, np.ndarray]],
-                         titles: dict[str, str] | None = None) -> Path:
+def save_metric_boxplots(
+    path: str | os.PathLike, values: dict[str, dict[str, np.ndarray]], titles: dict[str, str] | None = None
+) -> Path:
     """One box plot per metric (``values[metric][method]`` = per-study values), methods side by side."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(values), figsize=(3.2 * len(values), 3.6), dpi=110, squeeze=False)

@@ -81,12 +81,35 @@ PRESETS: dict[str, GanPreset] = {
     # 6 blocks of 32 features (about 1.1M parameters): about 0.2 s per 96x96 frame on two CPU cores.
     "small": GanPreset(GeneratorConfig(features=32, growth=16, blocks=6), DiscriminatorConfig(features=32)),
     # For tests.
-    "tiny": GanPreset(GeneratorConfig(features=8, growth=4, blocks=1, dense_per_block=1),
-                      DiscriminatorConfig(features=8, stages=2)),
+    "tiny": GanPreset(
+        GeneratorConfig(features=8, growth=4, blocks=1, dense_per_block=1),
+        DiscriminatorConfig(features=8, stages=2),
+    ),
 }
 PRETRAIN_FRACTION = 0.2
 PERCEPTUAL_DEFAULT = 1e-2  # weight used when VGG19 weights are given without a weight
-VGG19_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
+VGG19_LAYERS = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -117,8 +140,12 @@ class ResidualInResidualBlock(nn.Module):
 
     def __init__(self, config: GeneratorConfig):
         super().__init__()
-        self.dense = nn.Sequential(*(DenseBlock(config.features, config.growth, config.residual_scale)
-                                     for _ in range(config.dense_per_block)))
+        self.dense = nn.Sequential(
+            *(
+                DenseBlock(config.features, config.growth, config.residual_scale)
+                for _ in range(config.dense_per_block)
+            )
+        )
         self.scale = config.residual_scale
 
     def forward(self, x: Tensor) -> Tensor:
@@ -134,7 +161,9 @@ class Generator(nn.Module):
         self.head = nn.Conv2d(config.channels, f, 3, padding=1)
         self.body = nn.Sequential(*(ResidualInResidualBlock(config) for _ in range(config.blocks)))
         self.trunk = nn.Conv2d(f, f, 3, padding=1)
-        self.tail = nn.Sequential(nn.Conv2d(f, f, 3, padding=1), _lrelu(), nn.Conv2d(f, config.channels, 3, padding=1))
+        self.tail = nn.Sequential(
+            nn.Conv2d(f, f, 3, padding=1), _lrelu(), nn.Conv2d(f, config.channels, 3, padding=1)
+        )
         for module in self.body.modules():  # ESRGAN's initialisation: Kaiming scaled by 0.1 in the blocks
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, a=0.2)
@@ -157,8 +186,14 @@ class Discriminator(nn.Module):
         layers, width = [nn.Conv2d(config.channels, config.features, 3, padding=1), _lrelu()], config.features
         for stage in range(config.stages):
             out = config.features * 2 ** min(stage + 1, 3)
-            layers += [nn.Conv2d(width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), _lrelu(),
-                       nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), _lrelu()]
+            layers += [
+                nn.Conv2d(width, width, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                _lrelu(),
+                nn.Conv2d(width, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                _lrelu(),
+            ]
             width = out
         layers.append(nn.Conv2d(width, 1, 3, padding=1))
         self.net = nn.Sequential(*layers)
@@ -186,7 +221,9 @@ def vgg19_features(weights: str | os.PathLike) -> nn.Sequential:
 
     path = Path(weights)
     if not path.is_file():
-        raise PerfGenError(f"VGG19 weights {path} not found; give a safetensors file of torchvision's vgg19 features")
+        raise PerfGenError(
+            f"VGG19 weights {path} not found; give a safetensors file of torchvision's vgg19 features"
+        )
     network = vgg19_stack()
     try:
         state = load_file(str(path))
@@ -195,7 +232,9 @@ def vgg19_features(weights: str | os.PathLike) -> nn.Sequential:
     state = {key.removeprefix("features."): value for key, value in state.items()}
     missing = [key for key in network.state_dict() if key not in state]
     if missing:
-        raise PerfGenError(f"VGG19 weights {path} lack '{missing[0]}'; give torchvision-layout vgg19 features")
+        raise PerfGenError(
+            f"VGG19 weights {path} lack '{missing[0]}'; give torchvision-layout vgg19 features"
+        )
     network.load_state_dict({key: state[key] for key in network.state_dict()})
     return network.eval().requires_grad_(False)
 
@@ -218,7 +257,10 @@ class PerceptualLoss(nn.Module):
 
 def fft_magnitude_loss(prediction: Tensor, target: Tensor) -> Tensor:
     """L1 between the magnitudes of the orthonormal 2D FFTs (float32)."""
-    return F.l1_loss(torch.fft.fft2(prediction.float(), norm="ortho").abs(), torch.fft.fft2(target.float(), norm="ortho").abs())
+    return F.l1_loss(
+        torch.fft.fft2(prediction.float(), norm="ortho").abs(),
+        torch.fft.fft2(target.float(), norm="ortho").abs(),
+    )
 
 
 def relativistic_loss(real: Tensor, fake: Tensor, real_is_real: bool) -> Tensor:
@@ -227,8 +269,10 @@ def relativistic_loss(real: Tensor, fake: Tensor, real_is_real: bool) -> Tensor:
     real_rel, fake_rel = real - fake.mean(), fake - real.mean()
     ones, zeros = torch.ones_like(real_rel), torch.zeros_like(fake_rel)
     real_target, fake_target = (ones, zeros) if real_is_real else (zeros, ones)
-    return (F.binary_cross_entropy_with_logits(real_rel, real_target)
-            + F.binary_cross_entropy_with_logits(fake_rel, fake_target)) / 2
+    return (
+        F.binary_cross_entropy_with_logits(real_rel, real_target)
+        + F.binary_cross_entropy_with_logits(fake_rel, fake_target)
+    ) / 2
 
 
 def gan_losses(config) -> GanLosses:
@@ -266,15 +310,26 @@ class GanObjective:
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         self.trained_generator = runtime.wrap(self.generator)
         self.trained_discriminator = runtime.wrap(self.discriminator)
-        self.perceptual = PerceptualLoss(self.losses.vgg_weights).to(device) if self.losses.perceptual > 0 else None
-        self.generator_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=(0.9, 0.99))
-        self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=(0.9, 0.99))
+        self.perceptual = (
+            PerceptualLoss(self.losses.vgg_weights).to(device) if self.losses.perceptual > 0 else None
+        )
+        self.generator_optimizer = torch.optim.Adam(
+            self.generator.parameters(), lr=config.lr, betas=(0.9, 0.99)
+        )
+        self.discriminator_optimizer = torch.optim.Adam(
+            self.discriminator.parameters(), lr=config.lr, betas=(0.9, 0.99)
+        )
         self.step = 0
 
     def state(self) -> dict:
-        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-                "ema": self.ema.state_dict(), "generator_optimizer": self.generator_optimizer.state_dict(),
-                "discriminator_optimizer": self.discriminator_optimizer.state_dict(), "step": torch.tensor(self.step)}
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "ema": self.ema.state_dict(),
+            "generator_optimizer": self.generator_optimizer.state_dict(),
+            "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+            "step": torch.tensor(self.step),
+        }
 
     def load_state(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -324,9 +379,17 @@ class GanObjective:
         return self.ema(lr)
 
     def export(self, path: Path, training: dict) -> None:
-        save_model(path, self.ema, "regain-generator", self.preset.generator,
-                   extra={"training": training, "losses": asdict(self.losses),
-                          "discriminator": asdict(self.preset.discriminator)})
+        save_model(
+            path,
+            self.ema,
+            "regain-generator",
+            self.preset.generator,
+            extra={
+                "training": training,
+                "losses": asdict(self.losses),
+                "discriminator": asdict(self.preset.discriminator),
+            },
+        )
 
 
 register_architecture("regain-generator", GeneratorConfig, Generator, "a GAN generator")

@@ -146,7 +146,9 @@ def _read_sitk(path: Path) -> Study:
             f"{path}: SimpleITK could not read this file as an image; check it is a complete NIfTI/NRRD/MetaImage file"
         ) from None
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise PerfGenError(f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per pixel; give a scalar magnitude series")
+        raise PerfGenError(
+            f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per pixel; give a scalar magnitude series"
+        )
     dim = image.GetDimension()
     if dim == 3 and path.name.lower().endswith((".nii", ".nii.gz")) and image.GetSize()[2] > 1:
         raise PerfGenError(
@@ -161,12 +163,24 @@ def _read_sitk(path: Path) -> Study:
         geometry = dict(
             spacing=(spacing[0], spacing[1], 1.0),
             origin=(origin[0], origin[1], 0.0),
-            direction=(direction[0, 0], direction[0, 1], 0.0, direction[1, 0], direction[1, 1], 0.0, 0.0, 0.0, 1.0),
+            direction=(
+                direction[0, 0],
+                direction[0, 1],
+                0.0,
+                direction[1, 0],
+                direction[1, 1],
+                0.0,
+                0.0,
+                0.0,
+                1.0,
+            ),
         )
         single = True
     elif dim == 4:  # (W, H, Z, T)
         frame_interval = spacing[3]
-        geometry = dict(spacing=tuple(spacing[:3]), origin=tuple(origin[:3]), direction=tuple(direction[:3, :3].ravel()))
+        geometry = dict(
+            spacing=tuple(spacing[:3]), origin=tuple(origin[:3]), direction=tuple(direction[:3, :3].ravel())
+        )
         single = array.shape[1] == 1
     else:
         raise PerfGenError(f"{path}: a {dim}D image is not a time series; give 2D+t (3D) or 3D+t (4D) data")
@@ -205,13 +219,17 @@ def check_output(path: str | os.PathLike) -> str:
     elif path.suffix == "":
         kind = "dicom"
     else:
-        raise PerfGenError(f"{path}: unsupported output type; use .npy, .nii.gz, .nrrd, .mha or a folder for DICOM")
+        raise PerfGenError(
+            f"{path}: unsupported output type; use .npy, .nii.gz, .nrrd, .mha or a folder for DICOM"
+        )
     if kind != "dicom" and path.is_dir():
         raise PerfGenError(f"{path} is a folder; give a file path for the output")
     if kind == "dicom" and path.exists() and not path.is_dir():
         raise PerfGenError(f"{path} is a file; give a folder path for the DICOM series")
     if kind == "dicom" and path.is_dir() and any(p.suffix.lower() != ".dcm" for p in path.iterdir()):
-        raise PerfGenError(f"{path} holds files other than DICOM images; choose a new or empty folder for the series")
+        raise PerfGenError(
+            f"{path} holds files other than DICOM images; choose a new or empty folder for the series"
+        )
     return kind
 
 

@@ -75,7 +75,9 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     a, b = np.asarray(a, float), np.asarray(b, float)
     t = stats.ttest_rel(a, b)
     differences = a - b
-    wilcoxon_p = float(stats.wilcoxon(a, b).pvalue) if np.any(differences != 0) and len(a) > 1 else float("nan")
+    wilcoxon_p = (
+        float(stats.wilcoxon(a, b).pvalue) if np.any(differences != 0) and len(a) > 1 else float("nan")
+    )
     return {
         "t": float(t.statistic),
         "p_ttest": float(t.pvalue),

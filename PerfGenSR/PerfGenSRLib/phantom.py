@@ -60,11 +60,26 @@ TISSUES = {
 }
 # tissue component -> tissue whose PD and T1 it has
 COMPONENT_TISSUE = {
-    "lv_blood": "blood", "rv_blood": "blood", "aorta": "blood", "coronary": "blood",
-    "pulm_artery": "blood", "pulm_vein": "blood", "portal": "blood",
-    "myo_endo": "myocardium", "myo_epi": "myocardium", "myo_defect": "myocardium",
-    "skeletal": "skeletal", "gut_wall": "skeletal", "skin": "skin", "fat": "fat", "liver": "liver",
-    "spleen": "spleen", "marrow": "marrow", "csf": "csf", "lung": "lung", "gland": "gland",
+    "lv_blood": "blood",
+    "rv_blood": "blood",
+    "aorta": "blood",
+    "coronary": "blood",
+    "pulm_artery": "blood",
+    "pulm_vein": "blood",
+    "portal": "blood",
+    "myo_endo": "myocardium",
+    "myo_epi": "myocardium",
+    "myo_defect": "myocardium",
+    "skeletal": "skeletal",
+    "gut_wall": "skeletal",
+    "skin": "skin",
+    "fat": "fat",
+    "liver": "liver",
+    "spleen": "spleen",
+    "marrow": "marrow",
+    "csf": "csf",
+    "lung": "lung",
+    "gland": "gland",
     "gut_content": "gut_content",
 }
 
@@ -93,8 +108,14 @@ class PhantomStudy:
         )
 
 
-def make_phantom(seed: int, frames: int = 40, *, stress: bool | None = None, defect: str | None = "random",
-                 matrix: tuple[int, int] | None = None) -> PhantomStudy:
+def make_phantom(
+    seed: int,
+    frames: int = 40,
+    *,
+    stress: bool | None = None,
+    defect: str | None = "random",
+    matrix: tuple[int, int] | None = None,
+) -> PhantomStudy:
     """A synthetic short-axis first-pass perfusion study, fully determined by ``seed`` and the options."""
     if int(frames) < 1:
         raise PerfGenError(f"a phantom needs at least 1 frame, got {frames}")
@@ -161,7 +182,9 @@ class _Polar:
 
     def distance(self, table: np.ndarray) -> np.ndarray:
         """Signed distance (mm, positive outside) to the star-shaped boundary ``r = table(theta)``."""
-        return (self.r - self.at(table)) / np.sqrt(1 + (self.at(_slope(table)) / np.maximum(self.r, 1.0)) ** 2)
+        return (self.r - self.at(table)) / np.sqrt(
+            1 + (self.at(_slope(table)) / np.maximum(self.r, 1.0)) ** 2
+        )
 
 
 def _inside(distance: np.ndarray, edge: float) -> np.ndarray:
@@ -177,7 +200,9 @@ def _ellipse_distance(x, y, cx, cy, a, b, angle=0.0):
     return (rho - 1) * min(a, b)
 
 
-def _harmonics(rng: np.random.Generator, low: int, high: int, amplitude: float, decay: float = 1.0) -> np.ndarray:
+def _harmonics(
+    rng: np.random.Generator, low: int, high: int, amplitude: float, decay: float = 1.0
+) -> np.ndarray:
     """A smooth random periodic profile: cosines of orders ``low..high`` with random phases."""
     orders = np.arange(low, high + 1)
     amps = amplitude * rng.standard_normal(len(orders)) / orders**decay
@@ -205,8 +230,10 @@ class _Grid:
         """The grid's pixels within ``half`` mm of world ``(x, y)`` (may be empty)."""
         i, j = (y - self.y0) / self.step, (x - self.x0) / self.step
         n = half / self.step + 1
-        return (slice(int(np.clip(i - n, 0, self.shape[0])), int(np.clip(i + n + 1, 0, self.shape[0]))),
-                slice(int(np.clip(j - n, 0, self.shape[1])), int(np.clip(j + n + 1, 0, self.shape[1]))))
+        return (
+            slice(int(np.clip(i - n, 0, self.shape[0])), int(np.clip(i + n + 1, 0, self.shape[0]))),
+            slice(int(np.clip(j - n, 0, self.shape[1])), int(np.clip(j + n + 1, 0, self.shape[1]))),
+        )
 
 
 class _Layer:
@@ -243,17 +270,23 @@ class _Layer:
     def matrix(self) -> tuple[list[str], np.ndarray]:
         """Component names and their maps as a ``(K, pixels)`` matrix."""
         keys = list(self.maps)
-        return keys, np.stack([self.maps[k].ravel() for k in keys]) if keys else np.zeros((0, self.remaining.size))
+        return keys, np.stack([self.maps[k].ravel() for k in keys]) if keys else np.zeros(
+            (0, self.remaining.size)
+        )
 
 
-def _random_fields(rng: np.random.Generator, shape: tuple[int, int], step: float, lengths) -> list[np.ndarray]:
+def _random_fields(
+    rng: np.random.Generator, shape: tuple[int, int], step: float, lengths
+) -> list[np.ndarray]:
     """Unit-variance Gaussian random fields with Gaussian correlation lengths (mm), two per length."""
     ky = sfft.fftfreq(shape[0], step).astype(np.float32)[:, None]
     kx = sfft.fftfreq(shape[1], step).astype(np.float32)[None, :]
     k2 = ky**2 + kx**2
     fields = []
     for length in lengths:
-        white = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)
+        white = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(
+            shape, dtype=np.float32
+        )
         field = sfft.ifft2(white * np.exp(-2 * np.pi**2 * length**2 * k2), workers=1)
         fields += [part / part.std() for part in (field.real, field.imag)]
     return fields
@@ -303,7 +336,9 @@ def _delay(t: np.ndarray, curve: np.ndarray, delay: float) -> np.ndarray:
     return np.interp(t - delay, t, curve, left=0.0, right=curve[-1])
 
 
-def _tissue(t: np.ndarray, c_in: np.ndarray, flow: float, vb: float, ve: float, ps: float, delay: float) -> np.ndarray:
+def _tissue(
+    t: np.ndarray, c_in: np.ndarray, flow: float, vb: float, ve: float, ps: float, delay: float
+) -> np.ndarray:
     """Tissue concentration: ``F * (C_in ⊗ R)``, R a Fermi-smoothed adiabatic-approximation impulse response.
 
     ``flow`` and ``ps`` in ml/min/ml; R is 1 through the capillary transit ``vb/F``, then the
@@ -334,8 +369,13 @@ class _Builder:
     def __init__(self, seed, frames, stress, defect, matrix):
         # one generator per aspect, so that e.g. the frame count changes timing but not anatomy
         aspects = ("kind", "timing", "motion", "anatomy", "acquisition", "tracer", "paint", "noise")
-        self.rngs = dict(zip(aspects, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(aspects))),
-                             strict=True))
+        self.rngs = dict(
+            zip(
+                aspects,
+                (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(aspects))),
+                strict=True,
+            )
+        )
         self.seed, self.n_frames, self.matrix = seed, frames, matrix
         rng = self.rngs["kind"]
         self.stress = bool(rng.random() < 0.5) if stress is None else bool(stress)
@@ -345,7 +385,12 @@ class _Builder:
         self.defect_kind = "none" if defect in (None, "none") else defect
         self.tesla = 3.0 if rng.random() < 0.25 else 1.5
         self.edge = _uniform(rng, 0.25, 0.6)  # mm, softness of tissue borders (through-plane partial volume)
-        self.params: dict = {"seed": seed, "frames": frames, "stress": self.stress, "field_strength_T": self.tesla}
+        self.params: dict = {
+            "seed": seed,
+            "frames": frames,
+            "stress": self.stress,
+            "field_strength_T": self.tesla,
+        }
 
     def build(self) -> PhantomStudy:
         self._draw_timing()
@@ -360,19 +405,37 @@ class _Builder:
         lengths = [_uniform(rng, 0.7, 1.4), _uniform(rng, 3.0, 6.0), _uniform(rng, 10.0, 20.0)]
         textures = _Textures(_random_fields(rng, self.canvas.shape, self.step, lengths), rng)
         m = self.margin
-        static = self._paint_static(textures.crop((slice(m, m + self.fov.shape[0]), slice(m, m + self.fov.shape[1]))))
+        static = self._paint_static(
+            textures.crop((slice(m, m + self.fov.shape[0]), slice(m, m + self.fov.shape[1])))
+        )
         cavity = self._paint_cavity(textures)
-        box = (slice(m + self.box_r0, m + self.box_r0 + self.box_size), slice(m + self.box_c0, m + self.box_c0 + self.box_size))
+        box = (
+            slice(m + self.box_r0, m + self.box_r0 + self.box_size),
+            slice(m + self.box_c0, m + self.box_c0 + self.box_size),
+        )
         heart, weights = self._paint_heart(textures.crop(box))
         signals = self._signals()
         image = self._render(static, cavity, heart, signals)
         masks, tracked = self._masks(weights)
         frames, truth = self._acquire(image, masks, signals)
-        curves = {name: np.array([_region_mean(truth[t], tracked[name][t]) for t in range(self.n_frames)],
-                                 dtype=np.float32) for name in masks if masks[name].any()}
+        curves = {
+            name: np.array(
+                [_region_mean(truth[t], tracked[name][t]) for t in range(self.n_frames)], dtype=np.float32
+            )
+            for name in masks
+            if masks[name].any()
+        }
         self.params["heart_shift_mm"] = np.round(self.heart_shift, 2).tolist()
-        return PhantomStudy(frames, truth, masks, curves, self.times.astype(np.float64), (self.pixel, self.pixel),
-                            self.heart_center, _jsonable(self.params))
+        return PhantomStudy(
+            frames,
+            truth,
+            masks,
+            curves,
+            self.times.astype(np.float64),
+            (self.pixel, self.pixel),
+            self.heart_center,
+            _jsonable(self.params),
+        )
 
     # ---------------------------------------------------------------------------------- drawing
 
@@ -395,7 +458,11 @@ class _Builder:
         drift, hold = _uniform(rng, 0.0, 0.15), _uniform(rng, 5.0, 25.0)
         amplitude = _uniform(rng, 0.0, 2.0) if mode == "hold" else _uniform(rng, 2.0, 12.0)
         angle = _uniform(rng, np.radians(50), np.radians(130)) + (np.pi if rng.random() < 0.5 else 0.0)
-        heart_gain, cavity_gain, jitter = _uniform(rng, 0.6, 0.9), _uniform(rng, 0.9, 1.2), _uniform(rng, 0.15, 0.8)
+        heart_gain, cavity_gain, jitter = (
+            _uniform(rng, 0.6, 0.9),
+            _uniform(rng, 0.9, 1.2),
+            _uniform(rng, 0.15, 0.8),
+        )
         cycle = ((1 - np.cos(2 * np.pi * t / period + phase)) / 2) ** sharpness
         cycle *= 1 + 0.3 * np.sin(2 * np.pi * t / swing + swing_phase)
         slow = drift * t / max(t[-1], 1.0)
@@ -426,30 +493,55 @@ class _Builder:
         cavity = (np.abs(np.cos(a) / cx) ** power + np.abs(sin / cb) ** power) ** (-1 / power)
         cavity *= (1 + _harmonics(rng, 2, 6, 0.02)) * (1 - _uniform(rng, 0, 0.12) * back**4)
         fat0 = _log_uniform(rng, 3.0, 28.0)
-        fat = fat0 * (_uniform(rng, 0.9, 1.8) + _uniform(rng, -0.6, 0.2) * front**2 + _uniform(rng, -0.7, 0.0) * back**2)
+        fat = fat0 * (
+            _uniform(rng, 0.9, 1.8) + _uniform(rng, -0.6, 0.2) * front**2 + _uniform(rng, -0.7, 0.0) * back**2
+        )
         fat *= np.exp(_harmonics(rng, 1, 6, 0.6))
         self.breasts = []
         if rng.random() < 0.3:
-            for center in ([_uniform(rng, -2.6, -1.9)] if rng.random() < 0.4 else []) + [_uniform(rng, -1.3, -0.6)]:
+            for center in ([_uniform(rng, -2.6, -1.9)] if rng.random() < 0.4 else []) + [
+                _uniform(rng, -1.3, -0.6)
+            ]:
                 height, width = _uniform(rng, 15, 55), _uniform(rng, 0.25, 0.45)
                 fat = fat + height * _bump(center, width)
                 self.breasts.append((center, width))
-        muscle = (_uniform(rng, 5, 14) + _uniform(rng, 4, 14) * front**2 + _uniform(rng, 20, 45) * back**2
-                  + _uniform(rng, 10, 25) * _bump(np.pi / 2, 0.35)) * np.clip(1 + _harmonics(rng, 2, 6, 0.15), 0.5, None)
+        muscle = (
+            _uniform(rng, 5, 14)
+            + _uniform(rng, 4, 14) * front**2
+            + _uniform(rng, 20, 45) * back**2
+            + _uniform(rng, 10, 25) * _bump(np.pi / 2, 0.35)
+        ) * np.clip(1 + _harmonics(rng, 2, 6, 0.15), 0.5, None)
         skin = _uniform(rng, 1.2, 2.5)
-        self.body = {"cavity": cavity, "muscle": cavity + muscle, "fat": cavity + muscle + fat,
-                     "skin": cavity + muscle + fat + skin}
+        self.body = {
+            "cavity": cavity,
+            "muscle": cavity + muscle,
+            "fat": cavity + muscle + fat,
+            "skin": cavity + muscle + fat + skin,
+        }
         self.body_rotation = _uniform(rng, -0.1, 0.1)
         post = float(cavity[np.argmin(np.abs(a - np.pi / 2))])
         vx, vy = _uniform(rng, 16, 22), _uniform(rng, 12, 16)
         spine_y = post + vy * _uniform(rng, -0.1, 0.5)
-        self.spine = {"x": _uniform(rng, -6, 6), "y": spine_y, "rx": vx, "ry": vy, "canal": _uniform(rng, 5.5, 8), "post": post}
-        self.aorta = {"x": self.spine["x"] + _uniform(rng, 12, 30), "y": spine_y - vy - _uniform(rng, 0, 12),
-                      "r": _uniform(rng, 9, 14)}
-        self.params["body"] = {"cavity_half_width_mm": cx, "fat_mm": fat0,
-                               "width_mm": 2 * float(self.body["skin"][np.abs(np.cos(a)) > 0.99].mean()),
-                               "height_mm": float(np.ptp(self.body["skin"] * sin)),
-                               "breasts": len(self.breasts)}
+        self.spine = {
+            "x": _uniform(rng, -6, 6),
+            "y": spine_y,
+            "rx": vx,
+            "ry": vy,
+            "canal": _uniform(rng, 5.5, 8),
+            "post": post,
+        }
+        self.aorta = {
+            "x": self.spine["x"] + _uniform(rng, 12, 30),
+            "y": spine_y - vy - _uniform(rng, 0, 12),
+            "r": _uniform(rng, 9, 14),
+        }
+        self.params["body"] = {
+            "cavity_half_width_mm": cx,
+            "fat_mm": fat0,
+            "width_mm": 2 * float(self.body["skin"][np.abs(np.cos(a)) > 0.99].mean()),
+            "height_mm": float(np.ptp(self.body["skin"] * sin)),
+            "breasts": len(self.breasts),
+        }
 
     def _draw_heart(self):
         """LV, RV, epicardial fat and defect as angular profiles around the LV centre (world frame)."""
@@ -466,7 +558,10 @@ class _Builder:
             rv_width = _uniform(rng, *rv_range)
             fat0 = _uniform(rng, 0.0, 3.0)
             groove = _uniform(rng, 3, 12)
-            if r_lv + wall + rv_width + 4 + fat0 + groove < 112 and 2 * (r_lv + wall) + rv_width + 6 > smallest:
+            if (
+                r_lv + wall + rv_width + 4 + fat0 + groove < 112
+                and 2 * (r_lv + wall) + rv_width + 6 > smallest
+            ):
                 break
         a = ANGLES
         axis, ratio = rng.uniform(0, np.pi), _uniform(rng, 0.85, 1.0)
@@ -474,22 +569,38 @@ class _Builder:
         endo_smooth = r_lv * ellipse * (1 + _harmonics(rng, 2, 7, 0.03))
         trabeculae = np.zeros_like(a)
         for _ in range(int(rng.integers(4, 14))):
-            trabeculae += _uniform(rng, 0.3, 1.6) * _bump(rng.uniform(-np.pi, np.pi), _uniform(rng, 0.05, 0.14))
+            trabeculae += _uniform(rng, 0.3, 1.6) * _bump(
+                rng.uniform(-np.pi, np.pi), _uniform(rng, 0.05, 0.14)
+            )
         endo = endo_smooth - trabeculae
         thickness = wall * np.clip(1 + _harmonics(rng, 1, 3, 0.12), 0.6, 1.5)
         epi = endo_smooth + thickness
         theta_rv = _uniform(rng, np.radians(190), np.radians(235))
         half = np.radians(_uniform(rng, *half_range))
         u = _wrap(a - theta_rv) / half
-        crescent = np.clip(1 - np.abs(u) ** 2, 0, None) ** _uniform(rng, 0.5, 1.3) * (1 + _uniform(rng, -0.35, 0.35) * u)
+        crescent = np.clip(1 - np.abs(u) ** 2, 0, None) ** _uniform(rng, 0.5, 1.3) * (
+            1 + _uniform(rng, -0.35, 0.35) * u
+        )
         rv = rv_width * np.clip(crescent * (1 + _harmonics(rng, 3, 14, 0.08, decay=0.5)), 0, None)
         rv_wall = _uniform(rng, 2.5, 5.0) * np.clip((1.3 - np.abs(u)) / 0.3, 0, 1)
-        fat = fat0 * np.clip(1 + _harmonics(rng, 1, 4, 0.5), 0, None) + _uniform(rng, 0, 6) * np.clip(1 - u**2, 0, None)
+        fat = fat0 * np.clip(1 + _harmonics(rng, 1, 4, 0.5), 0, None) + _uniform(rng, 0, 6) * np.clip(
+            1 - u**2, 0, None
+        )
         for side in (-1, 1):
-            fat += groove * _uniform(rng, 0.4, 1.0) * _bump(theta_rv + side * half * _uniform(rng, 0.85, 1.05),
-                                                           _uniform(rng, 0.12, 0.3))
-        self.heart = {"endo": endo, "endo_smooth": endo_smooth, "epi": epi, "rv": epi + rv, "rv_wall": epi + rv + rv_wall,
-                      "outer": epi + rv + rv_wall + fat, "thickness": thickness}
+            fat += (
+                groove
+                * _uniform(rng, 0.4, 1.0)
+                * _bump(theta_rv + side * half * _uniform(rng, 0.85, 1.05), _uniform(rng, 0.12, 0.3))
+            )
+        self.heart = {
+            "endo": endo,
+            "endo_smooth": endo_smooth,
+            "epi": epi,
+            "rv": epi + rv,
+            "rv_wall": epi + rv + rv_wall,
+            "outer": epi + rv + rv_wall + fat,
+            "thickness": thickness,
+        }
         self.papillary = []
         if rng.random() < papillary_chance:
             for offset in (_uniform(rng, 115, 150), -_uniform(rng, 60, 100)):
@@ -497,22 +608,41 @@ class _Builder:
                 radial, tangential = _uniform(rng, 3, 6.5) * r_lv / 22, _uniform(rng, 2.5, 5) * r_lv / 22
                 depth = float(_at(angle, endo_smooth)) - radial * _uniform(rng, 0.9, 1.6)
                 self.papillary.append((angle, depth, radial, tangential))
-        self.coronaries = [(theta_rv + side * half * _uniform(rng, 0.8, 1.1), _uniform(rng, 0.8, 2.0))
-                           for side in (-1, 1) if rng.random() < 0.8]
+        self.coronaries = [
+            (theta_rv + side * half * _uniform(rng, 0.8, 1.1), _uniform(rng, 0.8, 2.0))
+            for side in (-1, 1)
+            if rng.random() < 0.8
+        ]
         self.theta_rv = theta_rv
         self.defect = None
         if self.defect_kind != "none":
-            self.defect = {"angle": rng.uniform(-np.pi, np.pi), "half_width": _uniform(rng, np.radians(30), np.radians(70)),
-                           "extent": 1.0 if self.defect_kind == "transmural" else _uniform(rng, 0.4, 0.65)}
-        self.dark_rim = {"amplitude": _uniform(rng, 0.1, 0.45) if rng.random() < 0.6 else 0.0,
-                         "width": _uniform(rng, 0.8, 2.0),
-                         "modulation": np.clip(0.7 + _harmonics(rng, 1, 4, 0.4), 0.2, 1.0), "decay": _uniform(rng, 2, 6)}
+            self.defect = {
+                "angle": rng.uniform(-np.pi, np.pi),
+                "half_width": _uniform(rng, np.radians(30), np.radians(70)),
+                "extent": 1.0 if self.defect_kind == "transmural" else _uniform(rng, 0.4, 0.65),
+            }
+        self.dark_rim = {
+            "amplitude": _uniform(rng, 0.1, 0.45) if rng.random() < 0.6 else 0.0,
+            "width": _uniform(rng, 0.8, 2.0),
+            "modulation": np.clip(0.7 + _harmonics(rng, 1, 4, 0.4), 0.2, 1.0),
+            "decay": _uniform(rng, 2, 6),
+        }
         self.reach = float(self.heart["outer"].max()) + 2.0
-        width = max(float(np.ptp(self.heart["rv_wall"] * np.cos(a - turn))) for turn in np.linspace(0, np.pi, 18))
-        self.params["heart"] = {"slice": level, "lv_radius_mm": r_lv, "wall_mm": wall, "rv_width_mm": rv_width,
-                                "rv_angle_deg": math.degrees(theta_rv), "width_mm": width,
-                                "papillary_muscles": len(self.papillary)}
-        limit = (HEART_CROP / 2 - 4) * 2.8 - self.heart_reach_motion - 1.0  # fits the crop at the coarsest pixel
+        width = max(
+            float(np.ptp(self.heart["rv_wall"] * np.cos(a - turn))) for turn in np.linspace(0, np.pi, 18)
+        )
+        self.params["heart"] = {
+            "slice": level,
+            "lv_radius_mm": r_lv,
+            "wall_mm": wall,
+            "rv_width_mm": rv_width,
+            "rv_angle_deg": math.degrees(theta_rv),
+            "width_mm": width,
+            "papillary_muscles": len(self.papillary),
+        }
+        limit = (
+            (HEART_CROP / 2 - 4) * 2.8 - self.heart_reach_motion - 1.0
+        )  # fits the crop at the coarsest pixel
         if self.reach > limit:
             self._scale_heart(limit / self.reach)
 
@@ -530,7 +660,9 @@ class _Builder:
 
     def _scale_heart(self, factor: float):
         self.heart = {k: v * factor for k, v in self.heart.items()}
-        self.papillary = [(angle, depth * factor, a * factor, b * factor) for angle, depth, a, b in self.papillary]
+        self.papillary = [
+            (angle, depth * factor, a * factor, b * factor) for angle, depth, a, b in self.papillary
+        ]
         self.reach = float(self.heart["outer"].max()) + 2.0
         for key in ("lv_radius_mm", "wall_mm", "rv_width_mm", "width_mm"):
             self.params["heart"][key] *= factor
@@ -559,12 +691,21 @@ class _Builder:
             xh = _uniform(rng, -5, 45)
             candidates = np.arange(-130.0, 80.0, 1.0)
             depth = np.array([self._cavity_depth(xh + ox, yh + oy).min() for yh in candidates])
-            clear = np.array([min(np.hypot(xh + ox - aorta_x, yh + oy - aorta_y).min() - self.aorta["r"],
-                                  np.hypot(xh + ox - spine_x, yh + oy - spine_y).min() - self.spine["rx"]) > 4
-                              for yh in candidates])
+            clear = np.array(
+                [
+                    min(
+                        np.hypot(xh + ox - aorta_x, yh + oy - aorta_y).min() - self.aorta["r"],
+                        np.hypot(xh + ox - spine_x, yh + oy - spine_y).min() - self.spine["rx"],
+                    )
+                    > 4
+                    for yh in candidates
+                ]
+            )
             valid = np.flatnonzero((depth >= gap) & clear)
             if len(valid):
-                yh = candidates[valid[0]] + min(_uniform(rng, 0, 15), candidates[valid[-1]] - candidates[valid[0]])
+                yh = candidates[valid[0]] + min(
+                    _uniform(rng, 0, 15), candidates[valid[-1]] - candidates[valid[0]]
+                )
                 break
             if attempt % 2:
                 self._grow_body(1.04)
@@ -593,10 +734,21 @@ class _Builder:
             radius *= 1 + _harmonics(rng, 2, 6, 0.05)
             toward_heart = float(_at(direction + np.pi, radius))
             heart_side = float(_at(direction, self.heart["outer"]))
-            gap = {"liver": _uniform(rng, -6, 8), "stomach": _uniform(rng, 0, 25), "spleen": _uniform(rng, 30, 70)}[kind]
+            gap = {
+                "liver": _uniform(rng, -6, 8),
+                "stomach": _uniform(rng, 0, 25),
+                "spleen": _uniform(rng, 30, 70),
+            }[kind]
             distance = heart_side + gap + toward_heart
-            organs.append({"kind": kind, "x": xh + distance * math.cos(direction), "y": yh + distance * math.sin(direction),
-                           "radius": radius, "diaphragm": _uniform(rng, 2.5, 5.0)})
+            organs.append(
+                {
+                    "kind": kind,
+                    "x": xh + distance * math.cos(direction),
+                    "y": yh + distance * math.sin(direction),
+                    "radius": radius,
+                    "diaphragm": _uniform(rng, 2.5, 5.0),
+                }
+            )
         return organs
 
     def _draw_acquisition(self):
@@ -620,10 +772,14 @@ class _Builder:
         xh, yh = self.lv_center
         share = _uniform(rng, 0, 0.9)
         limit_x, limit_y = (max(0.0, (n / 2 - HEART_CROP / 2 - 0.5) * pixel) for n in (cols, rows))
-        self.fov_center = (float(np.clip(share * xh + 8 * rng.standard_normal(), xh - limit_x, xh + limit_x)),
-                           float(np.clip(share * yh + 8 * rng.standard_normal(), yh - limit_y, yh + limit_y)))
-        self.heart_center = (int(round((yh - self.fov_center[1]) / pixel + rows / 2)),
-                             int(round((xh - self.fov_center[0]) / pixel + cols / 2)))
+        self.fov_center = (
+            float(np.clip(share * xh + 8 * rng.standard_normal(), xh - limit_x, xh + limit_x)),
+            float(np.clip(share * yh + 8 * rng.standard_normal(), yh - limit_y, yh + limit_y)),
+        )
+        self.heart_center = (
+            int(round((yh - self.fov_center[1]) / pixel + rows / 2)),
+            int(round((xh - self.fov_center[0]) / pixel + cols / 2)),
+        )
         # phase-encoding fold-over of body parts beyond the field of view (else: phase oversampling)
         a = ANGLES
         xb, yb = self.body["skin"] * np.cos(a), self.body["skin"] * np.sin(a)
@@ -631,8 +787,10 @@ class _Builder:
         top = self.fov_center[1] - rows / 2 * pixel
         cap = int(0.12 * rows * SUPERSAMPLE)
         fold = rng.random() < 0.5
-        self.fold = [int(min(cap, max(0.0, (edge - y) / self.step))) if fold else 0
-                     for edge, y in ((top, float(y_world.min())), (-top - rows * pixel + 0.0, -float(y_world.max())))]
+        self.fold = [
+            int(min(cap, max(0.0, (edge - y) / self.step))) if fold else 0
+            for edge, y in ((top, float(y_world.min())), (-top - rows * pixel + 0.0, -float(y_world.max())))
+        ]
         # scanner reconstruction: phase resolution, partial Fourier, k-space filter; noise; scale
         self.acq = {
             "phase_resolution": 1.0 if rng.random() < 0.3 else _uniform(rng, 0.65, 1.0),
@@ -646,9 +804,15 @@ class _Builder:
             "integer": bool(rng.random() < 0.6),
             "coil_exponent": _uniform(rng, 0.25, 1.0),
         }
-        self.params.update(matrix=[rows, cols], pixel_mm=pixel, fov_mm=[rows * pixel, cols * pixel],
-                           supersample=SUPERSAMPLE, fold_rows=self.fold, heart_center=list(self.heart_center),
-                           acquisition={k: v for k, v in self.acq.items()})
+        self.params.update(
+            matrix=[rows, cols],
+            pixel_mm=pixel,
+            fov_mm=[rows * pixel, cols * pixel],
+            supersample=SUPERSAMPLE,
+            fold_rows=self.fold,
+            heart_center=list(self.heart_center),
+            acquisition={k: v for k, v in self.acq.items()},
+        )
 
     def _draw_tracer(self):
         """Gadolinium concentration (mM) of every tissue component on the tracer time grid."""
@@ -656,11 +820,14 @@ class _Builder:
         t = np.arange(0, self.times[-1] + 3.0, TRACER_STEP)
         stress = self.stress
         bolus = _gamma_kernel(t - self.arrival, _uniform(rng, 2.5, 5.0), _uniform(rng, 2.5, 5.0))
-        pulmonary = _gamma_kernel(t, _uniform(rng, 2.5, 4.5) if stress else _uniform(rng, 3.0, 6.0), _uniform(rng, 4, 9))
+        pulmonary = _gamma_kernel(
+            t, _uniform(rng, 2.5, 4.5) if stress else _uniform(rng, 3.0, 6.0), _uniform(rng, 4, 9)
+        )
         quick = _uniform(rng, 0.3, 0.6)  # share of the fast systemic paths (heart, brain, upper body)
         speed = 0.75 if stress else 1.0
-        systemic = (quick * _gamma_kernel(t, _uniform(rng, 6, 10) * speed, _uniform(rng, 4, 8))
-                    + (1 - quick) * _gamma_kernel(t, _uniform(rng, 15, 25) * speed, _uniform(rng, 2.5, 4)))
+        systemic = quick * _gamma_kernel(t, _uniform(rng, 6, 10) * speed, _uniform(rng, 4, 8)) + (
+            1 - quick
+        ) * _gamma_kernel(t, _uniform(rng, 15, 25) * speed, _uniform(rng, 2.5, 4))
         back = _uniform(rng, 0.55, 0.8)
         rv = bolus
         for _ in range(3):
@@ -680,8 +847,13 @@ class _Builder:
         arterial = _delay(t, lv, _uniform(rng, 0.3, 1.0))
         portal = _convolve(lv, _gamma_kernel(t, _uniform(rng, 7, 14), 3.0))
         conc = {
-            "lv_blood": lv, "rv_blood": rv, "aorta": arterial, "coronary": _delay(t, lv, 0.3),
-            "pulm_artery": _delay(t, rv, 0.4), "pulm_vein": _delay(t, lv, -0.6), "portal": portal,
+            "lv_blood": lv,
+            "rv_blood": rv,
+            "aorta": arterial,
+            "coronary": _delay(t, lv, 0.3),
+            "pulm_artery": _delay(t, rv, 0.4),
+            "pulm_vein": _delay(t, lv, -0.6),
+            "portal": portal,
             "myo_endo": _tissue(t, lv, endo_flow, vb, ve, ps, delay),
             "myo_epi": _tissue(t, lv, epi_flow, vb, ve, ps, delay),
             "skeletal": _tissue(t, arterial, _uniform(rng, 0.03, 0.12), 0.02, 0.12, 0.1, 0.5),
@@ -693,22 +865,41 @@ class _Builder:
             "spleen": _tissue(t, arterial, _uniform(rng, 1.0, 2.0), 0.2, 0.1, 1.0, 0.3),
             "gut_wall": _tissue(t, arterial, 0.4, 0.04, 0.2, 0.5, 0.3),
             "lung": 0.35 * (_delay(t, rv, 0.5) + _delay(t, lv, -0.5)) / 2,
-            "csf": np.zeros_like(t), "gut_content": np.zeros_like(t),
+            "csf": np.zeros_like(t),
+            "gut_content": np.zeros_like(t),
         }
         defect = {}
         if self.defect is not None:
             share = _uniform(rng, 0.15, 0.5) if stress else _uniform(rng, 0.3, 0.6)
             late = _uniform(rng, 0.5, 2.5)
-            conc["myo_defect"] = _tissue(t, lv, flow * share, vb * _uniform(rng, 0.6, 0.9), ve,
-                                         ps * _uniform(rng, 0.5, 1.0), delay + late)
-            defect = {"kind": self.defect_kind, "angle_deg": math.degrees(self.defect["angle"]),
-                      "half_width_deg": math.degrees(self.defect["half_width"]), "extent": self.defect["extent"],
-                      "flow_ratio": share, "extra_delay_s": late}
+            conc["myo_defect"] = _tissue(
+                t,
+                lv,
+                flow * share,
+                vb * _uniform(rng, 0.6, 0.9),
+                ve,
+                ps * _uniform(rng, 0.5, 1.0),
+                delay + late,
+            )
+            defect = {
+                "kind": self.defect_kind,
+                "angle_deg": math.degrees(self.defect["angle"]),
+                "half_width_deg": math.degrees(self.defect["half_width"]),
+                "extent": self.defect["extent"],
+                "flow_ratio": share,
+                "extra_delay_s": late,
+            }
         self.tracer_time, self.conc = t, conc
         self.params.update(
             contrast={"peak_lv_mM": peak, "recirculation": back},
-            perfusion={"flow_ml_min_g": flow, "endo_epi_ratio": ratio, "blood_volume": vb, "interstitial_volume": ve,
-                       "ps_ml_min_g": ps, "delay_s": delay},
+            perfusion={
+                "flow_ml_min_g": flow,
+                "endo_epi_ratio": ratio,
+                "blood_volume": vb,
+                "interstitial_volume": ve,
+                "ps_ml_min_g": ps,
+                "delay_s": delay,
+            },
             defect=defect or {"kind": "none"},
         )
 
@@ -719,8 +910,10 @@ class _Builder:
         r1 = _uniform(rng, 3.5, 5.2) if field == 0 else _uniform(rng, 3.2, 4.6)
         delay_time, echo_time = _uniform(rng, 0.09, 0.125), _uniform(rng, 0.0010, 0.0013)
         r2s = _uniform(rng, 3, 12) * (1 + 0.5 * field)
-        tissue = {name: (pd * _uniform(rng, 0.9, 1.1), t1s[field] * _uniform(rng, 0.9, 1.1))
-                  for name, (pd, *t1s) in TISSUES.items()}
+        tissue = {
+            name: (pd * _uniform(rng, 0.9, 1.1), t1s[field] * _uniform(rng, 0.9, 1.1))
+            for name, (pd, *t1s) in TISSUES.items()
+        }
         tissue["fat"] = (TISSUES["fat"][0] * _uniform(rng, 0.7, 1.1), tissue["fat"][1])
 
         def signal(conc, kind):
@@ -736,17 +929,25 @@ class _Builder:
 
         out["lv_inflow"] = lead("lv_blood", _uniform(rng, 0.3, 1.2)) - out["lv_blood"]
         out["rv_inflow"] = lead("rv_blood", _uniform(rng, 0.5, 1.5)) - out["rv_blood"]
-        out["myo_hetero"] = np.interp(at, t, signal(self.conc["myo_epi"] * 1.3, "myocardium")) - out["myo_epi"]
+        out["myo_hetero"] = (
+            np.interp(at, t, signal(self.conc["myo_epi"] * 1.3, "myocardium")) - out["myo_epi"]
+        )
         lv = out["lv_blood"]
         rise = np.clip((lv - lv[0]) / max(lv.max() - lv[0], 1e-9), 0, 1)
         after = at - at[int(np.argmax(lv))]
         rise *= np.where(after > 0, np.exp(-np.maximum(after, 0) / self.dark_rim["decay"]), 1.0)
         out["dark_rim"] = -self.dark_rim["amplitude"] * out["myo_endo"] * rise
-        self.params["signal"] = {"r1_per_mM_s": r1, "saturation_delay_s": delay_time, "echo_time_s": echo_time,
-                                 "r2star_blood_per_mM_s": r2s}
-        self.params["concentration_mM"] = {k: np.round(np.interp(at, t, self.conc[k]), 4).tolist()
-                                           for k in ("lv_blood", "rv_blood", "myo_endo", "myo_epi", "myo_defect")
-                                           if k in self.conc}
+        self.params["signal"] = {
+            "r1_per_mM_s": r1,
+            "saturation_delay_s": delay_time,
+            "echo_time_s": echo_time,
+            "r2star_blood_per_mM_s": r2s,
+        }
+        self.params["concentration_mM"] = {
+            k: np.round(np.interp(at, t, self.conc[k]), 4).tolist()
+            for k in ("lv_blood", "rv_blood", "myo_endo", "myo_epi", "myo_defect")
+            if k in self.conc
+        }
         return {k: v.astype(np.float32) for k, v in out.items()}
 
     # --------------------------------------------------------------------------------- painting
@@ -772,9 +973,14 @@ class _Builder:
         blur, angle = self.acq["heart_blur_mm"] / step, self.acq["heart_blur_angle"]
         self.blur_px = np.rint(np.outer([-1, 0, 1], [math.sin(angle), math.cos(angle)]) * blur).astype(int)
         reach = np.abs(self.blur_px).max()
-        lo_r, lo_c = self.box_r0 + self.heart_px.min(0)[0] - reach, self.box_c0 + self.heart_px.min(0)[1] - reach
-        hi_r, hi_c = (self.box_r0 + self.box_size + self.heart_px.max(0)[0] + reach,
-                      self.box_c0 + self.box_size + self.heart_px.max(0)[1] + reach)
+        lo_r, lo_c = (
+            self.box_r0 + self.heart_px.min(0)[0] - reach,
+            self.box_c0 + self.heart_px.min(0)[1] - reach,
+        )
+        hi_r, hi_c = (
+            self.box_r0 + self.box_size + self.heart_px.max(0)[0] + reach,
+            self.box_c0 + self.box_size + self.heart_px.max(0)[1] + reach,
+        )
         if lo_r < 0 or lo_c < 0 or hi_r > ext[0] or hi_c > ext[1]:
             raise RuntimeError("heart box outside the field of view")
 
@@ -801,14 +1007,24 @@ class _Builder:
         cavity = self.body["cavity"]
         step_angle = _uniform(rng, 22, 32) / float(cavity.mean())
         for angle in np.arange(-np.pi, np.pi, step_angle) + rng.uniform(0, step_angle):
-            if abs(_wrap(angle - np.pi / 2)) < 0.45 or abs(_wrap(angle + np.pi / 2)) < 0.12 or rng.random() > 0.65:
+            if (
+                abs(_wrap(angle - np.pi / 2)) < 0.45
+                or abs(_wrap(angle + np.pi / 2)) < 0.12
+                or rng.random() > 0.65
+            ):
                 continue
             radius = float(_at(angle, cavity)) + _uniform(rng, 0, 4)
             xc_b, yc_b = radius * math.cos(angle), radius * math.sin(angle)
-            a, b, turn = _uniform(rng, 4, 12), _uniform(rng, 3, 4.5), angle + np.pi / 2 + 0.3 * rng.standard_normal()
+            a, b, turn = (
+                _uniform(rng, 4, 12),
+                _uniform(rng, 3, 4.5),
+                angle + np.pi / 2 + 0.3 * rng.standard_normal(),
+            )
             if abs(_wrap(angle + np.pi / 2)) < 0.7:  # costal cartilage: grey, no cortex
                 box, (lx, ly) = local(xc_b, yc_b, a + 3)
-                layer.paint("skeletal", _inside(_ellipse_distance(lx, ly, xc_b, yc_b, a, b, turn), edge), 0.8, box)
+                layer.paint(
+                    "skeletal", _inside(_ellipse_distance(lx, ly, xc_b, yc_b, a, b, turn), edge), 0.8, box
+                )
             else:
                 bone(xc_b, yc_b, a, b, turn)
         if rng.random() < 0.8:
@@ -819,15 +1035,28 @@ class _Builder:
             radius = float(_at(angle, cavity)) - _uniform(rng, 0, 3)
             mx, my, size = radius * math.cos(angle), radius * math.sin(angle), _uniform(rng, 1.0, 2.0)
             box, (lx, ly) = local(mx, my, size + 3)
-            layer.paint("aorta", _inside(np.hypot(lx - mx, ly - my) - size, edge) * _uniform(rng, 0.4, 1.0), 1.0, box)
+            layer.paint(
+                "aorta", _inside(np.hypot(lx - mx, ly - my) - size, edge) * _uniform(rng, 0.4, 1.0), 1.0, box
+            )
         sp = self.spine
         bone(sp["x"], sp["y"], sp["rx"], sp["ry"], 0.0, cortex=1.5)
         canal_y = sp["y"] + sp["ry"] + sp["canal"] + 2
         box, (lx, ly) = local(sp["x"], canal_y, sp["canal"] + 3)
-        layer.paint("csf", _inside(_ellipse_distance(lx, ly, sp["x"], canal_y, sp["canal"], sp["canal"] * 0.8), edge), 1.0, box)
+        layer.paint(
+            "csf",
+            _inside(_ellipse_distance(lx, ly, sp["x"], canal_y, sp["canal"], sp["canal"] * 0.8), edge),
+            1.0,
+            box,
+        )
         for side in (-1, 1):
             bone(sp["x"] + side * (sp["canal"] + 4), canal_y + 2, 7, 3, side * 0.6)
-        bone(sp["x"], canal_y + sp["canal"] + _uniform(rng, 8, 12), _uniform(rng, 3, 5), _uniform(rng, 8, 14), np.pi / 2)
+        bone(
+            sp["x"],
+            canal_y + sp["canal"] + _uniform(rng, 8, 12),
+            _uniform(rng, 3, 5),
+            _uniform(rng, 8, 14),
+            np.pi / 2,
+        )
         ao = self.aorta
         box, (lx, ly) = local(ao["x"], ao["y"], ao["r"] + 4)
         d = np.hypot(lx - ao["x"], ly - ao["y"]) - ao["r"]
@@ -836,7 +1065,9 @@ class _Builder:
         if rng.random() < 0.6:
             ex, ey = sp["x"] + _uniform(rng, -12, 4), sp["y"] - sp["ry"] - _uniform(rng, 6, 14)
             box, (lx, ly) = local(ex, ey, 12)
-            d = _ellipse_distance(lx, ly, ex, ey, _uniform(rng, 5, 8), _uniform(rng, 4, 6), rng.uniform(0, np.pi))
+            d = _ellipse_distance(
+                lx, ly, ex, ey, _uniform(rng, 5, 8), _uniform(rng, 4, 6), rng.uniform(0, np.pi)
+            )
             if rng.random() < 0.5:
                 layer.paint(None, _inside(d + 3, edge), box=box)
             layer.paint("skeletal", _inside(d, edge), muscle_tex[box], box)
@@ -846,12 +1077,23 @@ class _Builder:
         for center, width in self.breasts:
             weight = polar.at(np.clip(2 * _bump(center, width), 0, 1))
             gland = weight * special.expit((tex.mix(1) - _uniform(rng, -0.5, 1.0)) / 0.25)
-            layer.paint("gland", gland * _inside(polar.distance(self.body["fat"]), edge)
-                        * (1 - _inside(polar.distance(self.body["muscle"]) - 8, edge)), tex.texture(fine=0.1))
+            layer.paint(
+                "gland",
+                gland
+                * _inside(polar.distance(self.body["fat"]), edge)
+                * (1 - _inside(polar.distance(self.body["muscle"]) - 8, edge)),
+                tex.texture(fine=0.1),
+            )
         body = self.body
         inner = [_inside(polar.distance(body[k]), edge) for k in ("skin", "fat", "muscle", "cavity")]
-        layer.bands([(1 - inner[0], {}), (inner[0] - inner[1], {"skin": tex.texture(fine=0.05)}),
-                     (inner[1] - inner[2], {"fat": fat_tex}), (inner[2] - inner[3], {"skeletal": muscle_tex})])
+        layer.bands(
+            [
+                (1 - inner[0], {}),
+                (inner[0] - inner[1], {"skin": tex.texture(fine=0.05)}),
+                (inner[1] - inner[2], {"fat": fat_tex}),
+                (inner[2] - inner[3], {"skeletal": muscle_tex}),
+            ]
+        )
         return layer
 
     def _paint_arms(self, layer: _Layer, tex: _Textures, local):
@@ -869,8 +1111,14 @@ class _Builder:
             layer.paint(None, _inside(dh, edge), box=box)
             outer, inner = _inside(d, edge), _inside(d + 1.5, edge)
             core = _inside(d + 1.5 + fat, edge)
-            layer.bands([(outer - inner, {"skin": 1.0}), (inner - core, {"fat": tex.crop(box).fat(0.3)}),
-                         (core, {"skeletal": 1.0})], box)
+            layer.bands(
+                [
+                    (outer - inner, {"skin": 1.0}),
+                    (inner - core, {"fat": tex.crop(box).fat(0.3)}),
+                    (core, {"skeletal": 1.0}),
+                ],
+                box,
+            )
 
     def _paint_cavity(self, tex: _Textures) -> _Layer:
         """Lungs with vessels, diaphragm, liver with vessels, stomach, spleen (they move with breathing)."""
@@ -885,14 +1133,22 @@ class _Builder:
         # pulmonary vessels: small partial-volume disks in the lungs, arteries and veins
         outline = float(self.heart["outer"].max())
         for _ in range(int(rng.integers(15, 55))):
-            px, py = np.array([_uniform(rng, xh - 170, xh + 150)]), np.array([_uniform(rng, yh - 130, yh + 100)])
-            if (np.hypot(px - xh, py - yh)[0] < outline * 0.8 or self._cavity_depth(px, py)[0] < 3
-                    or any(organ_distance(o, px, py)[0] < 5 for o in self.organs)):
+            px, py = (
+                np.array([_uniform(rng, xh - 170, xh + 150)]),
+                np.array([_uniform(rng, yh - 130, yh + 100)]),
+            )
+            if (
+                np.hypot(px - xh, py - yh)[0] < outline * 0.8
+                or self._cavity_depth(px, py)[0] < 3
+                or any(organ_distance(o, px, py)[0] < 5 for o in self.organs)
+            ):
                 continue
             radius = _log_uniform(rng, 0.8, 4.5)
             box = grid.box(px[0], py[0], radius * 2.5 + 2)
             lx, ly = grid.axes(box)
-            d = _ellipse_distance(lx, ly, px[0], py[0], radius * _uniform(rng, 1, 2.5), radius, rng.uniform(0, np.pi))
+            d = _ellipse_distance(
+                lx, ly, px[0], py[0], radius * _uniform(rng, 1, 2.5), radius, rng.uniform(0, np.pi)
+            )
             key = "pulm_artery" if rng.random() < 0.55 else "pulm_vein"
             layer.paint(key, _inside(d, edge) * _uniform(rng, 0.3, 1.0), 1.0, box)
         for organ in self.organs:
@@ -906,7 +1162,9 @@ class _Builder:
                     radius = _uniform(rng, 2, 6)
                     box = grid.box(px, py, radius * 2 + 2)
                     lx, ly = grid.axes(box)
-                    dv = _ellipse_distance(lx, ly, px, py, radius * _uniform(rng, 1, 1.8), radius, rng.uniform(0, np.pi))
+                    dv = _ellipse_distance(
+                        lx, ly, px, py, radius * _uniform(rng, 1, 1.8), radius, rng.uniform(0, np.pi)
+                    )
                     layer.paint("portal", _inside(dv, edge) * body[box], 1.0, box)
                 layer.paint("liver", body, tex.texture(fine=0.04, mid=0.06, coarse=0.05))
             elif organ["kind"] == "stomach":
@@ -915,8 +1173,13 @@ class _Builder:
                 top = organ["y"] - float(organ["radius"].max()) * _uniform(rng, 0.2, 0.9)
                 gas = special.expit((top - y) / edge) if rng.random() < 0.7 else 0.0
                 content = tex.texture(fine=0.05, mid=0.1) * _uniform(rng, 0.6, 2.5)
-                layer.bands([(inner * gas, {}), (inner * (1 - gas), {"gut_content": content}),
-                             (body - inner, {"gut_wall": tex.texture(fine=0.05)})])
+                layer.bands(
+                    [
+                        (inner * gas, {}),
+                        (inner * (1 - gas), {"gut_content": content}),
+                        (body - inner, {"gut_wall": tex.texture(fine=0.05)}),
+                    ]
+                )
             else:
                 layer.paint("spleen", body, tex.texture(mid=0.04))
             layer.paint("skeletal", _inside(d - organ["diaphragm"], edge), 1.0)  # diaphragm
@@ -926,8 +1189,12 @@ class _Builder:
     def _paint_heart(self, tex: _Textures) -> tuple[_Layer, dict[str, np.ndarray]]:
         """Heart and epicardial fat in a box around the LV centre; returns the layer and the mask weights."""
         rng, edge, h = self.rngs["paint"], self.edge, self.heart
-        grid = _Grid(self.fov.x0 + self.box_c0 * self.step, self.fov.y0 + self.box_r0 * self.step, self.step,
-                     (self.box_size, self.box_size))
+        grid = _Grid(
+            self.fov.x0 + self.box_c0 * self.step,
+            self.fov.y0 + self.box_r0 * self.step,
+            self.step,
+            (self.box_size, self.box_size),
+        )
         layer = _Layer(grid.shape)
         x, y = grid.axes()
         xh, yh = self.lv_center
@@ -940,7 +1207,9 @@ class _Builder:
             layer.paint("coronary", _inside(np.hypot(x - cx, y - cy) - size, edge))
         for angle, depth, radial, tangential in self.papillary:
             cx, cy = xh + depth * math.cos(angle), yh + depth * math.sin(angle)
-            layer.paint("myo_epi", _inside(_ellipse_distance(x, y, cx, cy, radial, tangential, angle), edge), myo_tex)
+            layer.paint(
+                "myo_epi", _inside(_ellipse_distance(x, y, cx, cy, radial, tangential, angle), edge), myo_tex
+            )
         inside = {k: _inside(polar.distance(h[k]), edge) for k in ("endo", "epi", "rv", "rv_wall", "outer")}
         myo = inside["epi"] - inside["endo"]
         from_endo = r - polar.at(h["endo_smooth"])
@@ -953,13 +1222,22 @@ class _Builder:
             radial = special.expit((dd["extent"] * thickness - from_endo) / 0.8) if dd["extent"] < 1 else 1.0
             defect = angular * radial
         remote = myo_tex * (1 - defect)
-        w_lv, w_myo, w_rv, _, _ = layer.bands([
-            (inside["endo"], {"lv_blood": blood_tex}),
-            (myo, {"myo_endo": remote * endo_share, "myo_epi": remote * (1 - endo_share), "myo_defect": myo_tex * defect}),
-            (inside["rv"] - inside["epi"], {"rv_blood": blood_tex}),
-            (inside["rv_wall"] - inside["rv"], {"myo_epi": myo_tex}),
-            (inside["outer"] - inside["rv_wall"], {"fat": tex.fat(_uniform(rng, 0.1, 0.4))}),
-        ])
+        w_lv, w_myo, w_rv, _, _ = layer.bands(
+            [
+                (inside["endo"], {"lv_blood": blood_tex}),
+                (
+                    myo,
+                    {
+                        "myo_endo": remote * endo_share,
+                        "myo_epi": remote * (1 - endo_share),
+                        "myo_defect": myo_tex * defect,
+                    },
+                ),
+                (inside["rv"] - inside["epi"], {"rv_blood": blood_tex}),
+                (inside["rv_wall"] - inside["rv"], {"myo_epi": myo_tex}),
+                (inside["outer"] - inside["rv_wall"], {"fat": tex.fat(_uniform(rng, 0.1, 0.4))}),
+            ]
+        )
         if self.defect is None:
             layer.maps.pop("myo_defect", None)
         layer.add("lv_inflow", w_lv * _uniform(rng, 0.3, 1.0) * special.expit(2 * tex.mix(1)))
@@ -968,7 +1246,10 @@ class _Builder:
         rim = self.dark_rim
         if rim["amplitude"] > 0:
             from_trabeculae = np.maximum(polar.distance(h["endo"]), 0)
-            layer.add("dark_rim", w_myo * np.exp(-0.5 * (from_trabeculae / rim["width"]) ** 2) * polar.at(rim["modulation"]))
+            layer.add(
+                "dark_rim",
+                w_myo * np.exp(-0.5 * (from_trabeculae / rim["width"]) ** 2) * polar.at(rim["modulation"]),
+            )
         weights = {"lv_blood": w_lv, "rv_blood": w_rv, "myocardium": w_myo, "defect": w_myo * defect}
         return layer, weights
 
@@ -984,7 +1265,9 @@ class _Builder:
         layers = []
         for layer in (static, cavity, heart):
             keys, maps = layer.matrix()
-            curves = np.stack([signals[k] for k in keys], 1) if keys else np.zeros((self.n_frames, 0), np.float32)
+            curves = (
+                np.stack([signals[k] for k in keys], 1) if keys else np.zeros((self.n_frames, 0), np.float32)
+            )
             layers.append((curves.astype(np.float32), maps.astype(np.float32), 1 - layer.remaining))
         (c2, m2, a2), (c0, m0, _), (c1, m1, a1) = layers
         keep2, keep1 = 1 - a2, 1 - a1
@@ -995,32 +1278,32 @@ class _Builder:
         for start in range(0, self.n_frames, CHUNK):
             chunk = range(start, min(start + CHUNK, self.n_frames))
             n = len(chunk)
-            back = (c0[start:start + n] @ m0).reshape(n, *self.canvas.shape)
-            front = (c1[start:start + n] @ m1).reshape(n, n_box, n_box)
+            back = (c0[start : start + n] @ m0).reshape(n, *self.canvas.shape)
+            front = (c1[start : start + n] @ m1).reshape(n, n_box, n_box)
             fine = np.empty((n, ext_rows, fine_cols), np.float32)
             for k, t in enumerate(chunk):
                 dy, dx = self.cavity_px[t]
-                fine[k] = back[k, m - dy:m - dy + ext_rows, m - dx:m - dx + fine_cols]
+                fine[k] = back[k, m - dy : m - dy + ext_rows, m - dx : m - dx + fine_cols]
                 self._paste_heart(fine[k], front[k], keep1, self.heart_px[t])
             fine *= keep2
-            fine += (c2[start:start + n] @ m2).reshape(n, ext_rows, fine_cols)
-            image = fine[:, top:top + fine_rows]
+            fine += (c2[start : start + n] @ m2).reshape(n, ext_rows, fine_cols)
+            image = fine[:, top : top + fine_rows]
             if top:
-                image[:, fine_rows - top:] += fine[:, :top]
+                image[:, fine_rows - top :] += fine[:, :top]
             if bottom:
-                image[:, :bottom] += fine[:, top + fine_rows:]
+                image[:, :bottom] += fine[:, top + fine_rows :]
             spectrum = sfft.rfft2(image, workers=1)
             kspace = np.empty((n, rows, cols), np.complex64)
             kspace[:, :, positive] = spectrum[:, fy % fine_rows][:, :, fx[positive]]
             kspace[:, :, ~positive] = np.conj(spectrum[:, (-fy) % fine_rows][:, :, -fx[~positive]])
-            out[start:start + n] = sfft.ifft2(kspace, workers=1) * (rows * cols / (fine_rows * fine_cols))
+            out[start : start + n] = sfft.ifft2(kspace, workers=1) * (rows * cols / (fine_rows * fine_cols))
         return out
 
     def _paste_heart(self, frame: np.ndarray, heart: np.ndarray, keep: np.ndarray, shift) -> None:
         """Composite the heart layer over ``frame`` in place, averaged over the intra-shot positions."""
         n, reach = self.box_size, int(np.abs(self.blur_px).max())
         r0, c0 = self.box_r0 + shift[0] - reach, self.box_c0 + shift[1] - reach
-        region = frame[r0:r0 + n + 2 * reach, c0:c0 + n + 2 * reach]
+        region = frame[r0 : r0 + n + 2 * reach, c0 : c0 + n + 2 * reach]
         if reach == 0:
             region *= keep
             region += heart
@@ -1028,7 +1311,7 @@ class _Builder:
         base, total = region.copy(), np.zeros_like(region)
         for dy, dx in self.blur_px:
             view = base.copy()
-            inner = view[reach + dy:reach + dy + n, reach + dx:reach + dx + n]
+            inner = view[reach + dy : reach + dy + n, reach + dx : reach + dx + n]
             inner *= keep
             inner += heart
             total += view
@@ -1041,11 +1324,18 @@ class _Builder:
         coverage = {}
         for name, weight in weights.items():
             fine = ndimage.uniform_filter(weight.astype(np.float32), SUPERSAMPLE, mode="constant")
-            coverage[name] = {shift: _sample_coverage(fine, self.box_r0 + shift[0] - top, self.box_c0 + shift[1],
-                                                      (self.rows, self.cols)) for shift in shifts}
+            coverage[name] = {
+                shift: _sample_coverage(
+                    fine, self.box_r0 + shift[0] - top, self.box_c0 + shift[1], (self.rows, self.cols)
+                )
+                for shift in shifts
+            }
         for shift in shifts:  # defect pixels: mostly defect within the myocardium
-            coverage["defect"][shift] = np.where(coverage["defect"][shift] > 0.5 * coverage["myocardium"][shift],
-                                                 coverage["myocardium"][shift], 0)
+            coverage["defect"][shift] = np.where(
+                coverage["defect"][shift] > 0.5 * coverage["myocardium"][shift],
+                coverage["myocardium"][shift],
+                0,
+            )
         masks = {name: coverage[name][(0, 0)] > 0.5 for name in weights}
         tracked = {}
         for name in weights:
@@ -1077,8 +1367,10 @@ class _Builder:
         exponent = self.acq["coil_exponent"]
         shading = np.clip(sos**exponent, 0.05, 4.0)
         noise = np.clip(sos ** (exponent - 1), 0.5, 2.5)
-        wave = 0.5 + 0.5 * np.cos(2 * np.pi * (x[None, :] * rng.normal(0, 1 / 400) + y[:, None] * rng.normal(0, 1 / 400))
-                                  + rng.uniform(0, 2 * np.pi))
+        wave = 0.5 + 0.5 * np.cos(
+            2 * np.pi * (x[None, :] * rng.normal(0, 1 / 400) + y[:, None] * rng.normal(0, 1 / 400))
+            + rng.uniform(0, 2 * np.pi)
+        )
         noise *= 1 + _uniform(rng, 0, 0.3) * wave
         return shading.astype(np.float32), (noise / noise[self.heart_center]).astype(np.float32)
 
@@ -1089,8 +1381,13 @@ class _Builder:
         shading, noise_level = self._coil()
         yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
         yy, xx = yy / rows - 0.5, xx / cols - 0.5
-        phase = (rng.uniform(-np.pi, np.pi) + rng.normal(0, 2) * xx + rng.normal(0, 2) * yy
-                 + rng.normal(0, 2) * (xx**2 + yy**2) + rng.normal(0, 1) * xx * yy)
+        phase = (
+            rng.uniform(-np.pi, np.pi)
+            + rng.normal(0, 2) * xx
+            + rng.normal(0, 2) * yy
+            + rng.normal(0, 2) * (xx**2 + yy**2)
+            + rng.normal(0, 1) * xx * yy
+        )
         obj = image * (shading * np.exp(1j * phase)).astype(np.complex64)
         if acq["ghost"]:
             obj += acq["ghost"] * np.exp(1j * rng.uniform(0, 2 * np.pi)) * np.roll(obj, rows // 2, axis=1)
@@ -1102,7 +1399,9 @@ class _Builder:
 
         def window(f, extent):
             u = np.abs(f) / extent
-            return np.where(u <= 1 - taper, 1.0, 0.5 + 0.5 * np.cos(np.pi * (u - 1 + taper) / max(taper, 1e-6)) * 0.8)
+            return np.where(
+                u <= 1 - taper, 1.0, 0.5 + 0.5 * np.cos(np.pi * (u - 1 + taper) / max(taper, 1e-6)) * 0.8
+            )
 
         response = (lines * window(fy, half))[:, None] * window(fx, cols / 2)[None, :]
         acquired = sfft.ifft2(sfft.fft2(obj, workers=1) * response.astype(np.float32), workers=1)
@@ -1111,8 +1410,12 @@ class _Builder:
         sigma = float(magnitude[peak][masks["lv_blood"]].mean()) / acq["snr"]
         rms = float(np.sqrt(np.mean(response**2)))
         shape = acquired.shape
-        white = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)
-        noise = sfft.ifft2(white * (response * sigma * math.sqrt(rows * cols) / rms).astype(np.float32), workers=1)
+        white = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(
+            shape, dtype=np.float32
+        )
+        noise = sfft.ifft2(
+            white * (response * sigma * math.sqrt(rows * cols) / rms).astype(np.float32), workers=1
+        )
         frames = np.abs(acquired + noise * noise_level)
         truth = rice_mean(magnitude, sigma * noise_level)
         scale = acq["scale"]
@@ -1129,10 +1432,10 @@ def _sample_coverage(fine: np.ndarray, row0: int, col0: int, shape: tuple[int, i
     s = SUPERSAMPLE
     out = np.zeros(shape, np.float32)
     i0, j0 = -(-row0 // s), -(-col0 // s)
-    sub = fine[i0 * s - row0::s, j0 * s - col0::s]
+    sub = fine[i0 * s - row0 :: s, j0 * s - col0 :: s]
     ri, rj = max(i0, 0), max(j0, 0)
-    sub = sub[ri - i0:, rj - j0:][: shape[0] - ri, : shape[1] - rj]
-    out[ri:ri + sub.shape[0], rj:rj + sub.shape[1]] = sub
+    sub = sub[ri - i0 :, rj - j0 :][: shape[0] - ri, : shape[1] - rj]
+    out[ri : ri + sub.shape[0], rj : rj + sub.shape[1]] = sub
     return out
 
 
@@ -1173,8 +1476,12 @@ def labels_from_masks(masks: dict[str, np.ndarray]) -> np.ndarray:
 def masks_from_labels(labels: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean masks from a label map (inverse of :func:`labels_from_masks`; defect pixels are myocardium)."""
     labels = np.asarray(labels)
-    return {"lv_blood": labels == 1, "rv_blood": labels == 2, "myocardium": (labels == 3) | (labels == 4),
-            "defect": labels == 4}
+    return {
+        "lv_blood": labels == 1,
+        "rv_blood": labels == 2,
+        "myocardium": (labels == 3) | (labels == 4),
+        "defect": labels == 4,
+    }
 
 
 def read_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -1205,13 +1512,16 @@ def write_phantom_study(study: PhantomStudy, folder: str | os.PathLike) -> Path:
         labels = sitk.GetImageFromArray(labels_from_masks(study.masks)[None])  # (1, H, W): one frame
         labels.SetSpacing((float(study.spacing[0]), float(study.spacing[1]), 1.0))
         sitk.WriteImage(labels, str(tmp / "masks.nii.gz"), useCompression=True)
-        io.write_json({
-            "params": study.params,
-            "curves": {k: np.asarray(v).tolist() for k, v in study.curves.items()},
-            "frame_times": np.asarray(study.frame_times).tolist(),
-            "heart_center": [int(v) for v in study.heart_center],
-            "spacing": [float(v) for v in study.spacing],
-        }, tmp / "metadata.json")
+        io.write_json(
+            {
+                "params": study.params,
+                "curves": {k: np.asarray(v).tolist() for k, v in study.curves.items()},
+                "frame_times": np.asarray(study.frame_times).tolist(),
+                "heart_center": [int(v) for v in study.heart_center],
+                "spacing": [float(v) for v in study.spacing],
+            },
+            tmp / "metadata.json",
+        )
     return folder
 
 
@@ -1222,15 +1532,21 @@ def read_phantom_study(folder: str | os.PathLike) -> PhantomStudy:
     folder = Path(folder)
     meta_path = folder / "metadata.json"
     if not meta_path.exists():
-        raise PerfGenError(f"{folder}: not a phantom study folder (no metadata.json); write one with `perfgen-sr phantom`")
+        raise PerfGenError(
+            f"{folder}: not a phantom study folder (no metadata.json); write one with `perfgen-sr phantom`"
+        )
     meta = json.loads(meta_path.read_text())
     frames = io.read_study(folder / "image.nii.gz").frames[:, 0]
     truth = io.read_study(folder / "truth.nii.gz").frames[:, 0]
     return PhantomStudy(
-        frames=frames, truth=truth, masks=read_masks(folder / "masks.nii.gz"),
+        frames=frames,
+        truth=truth,
+        masks=read_masks(folder / "masks.nii.gz"),
         curves={k: np.asarray(v, np.float32) for k, v in meta["curves"].items()},
-        frame_times=np.asarray(meta["frame_times"], float), spacing=tuple(meta["spacing"]),
-        heart_center=tuple(meta["heart_center"]), params=meta["params"],
+        frame_times=np.asarray(meta["frame_times"], float),
+        spacing=tuple(meta["spacing"]),
+        heart_center=tuple(meta["heart_center"]),
+        params=meta["params"],
     )
 
 
@@ -1239,8 +1555,9 @@ def _write_case(job: tuple[Path, int, int]) -> Path:
     return write_phantom_study(make_phantom(seed, frames), folder)
 
 
-def write_phantom_dataset(out: str | os.PathLike, cases: int, frames: int, seed: int, workers: int = 1,
-                          progress: bool = True) -> list[Path]:
+def write_phantom_dataset(
+    out: str | os.PathLike, cases: int, frames: int, seed: int, workers: int = 1, progress: bool = True
+) -> list[Path]:
     """Write ``cases`` phantom folders ``out/case_0000...`` (study seeds ``seed + i``), in parallel when ``workers > 1``."""
     from tqdm import tqdm
 

@@ -73,20 +73,40 @@ def engine_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 class BackgroundProcess:
     """A child process whose progress and exit are read without ever blocking the caller."""
 
-    def __init__(self, command: Sequence[str], *, env: dict[str, str] | None = None,
-                 cwd: str | os.PathLike | None = None, stderr_lines: int = 50):
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | os.PathLike | None = None,
+        stderr_lines: int = 50,
+    ):
         self.command = list(command)
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=stderr_lines)
         self._progress = Progress()
         self.cancelled = False
-        group = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
-                 else {"start_new_session": True})  # its own group: cancel reaches every descendant
-        self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1, env=env, cwd=cwd,
-                                         **group)
-        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
-                         threading.Thread(target=self._read_stderr, daemon=True)]
+        group = (
+            {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+            if os.name == "nt"
+            else {"start_new_session": True}
+        )  # its own group: cancel reaches every descendant
+        self._process = subprocess.Popen(
+            self.command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            env=env,
+            cwd=cwd,
+            **group,
+        )
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -175,10 +195,21 @@ class SuperResolveResult(NamedTuple):
 class SuperResolveJob:
     """``perfgen-sr super-resolve`` of one study in a background process, frames exchanged as files."""
 
-    def __init__(self, study: Study, method: str = "perfgen", *, python: str | os.PathLike | None = None,
-                 model: str | os.PathLike | None = None, sampler: str = "ddim", steps: int | None = None,
-                 samples: int | None = None, seed: int = 0, device: str = "auto", batch: int = 8,
-                 lr_fraction: float | None = None):
+    def __init__(
+        self,
+        study: Study,
+        method: str = "perfgen",
+        *,
+        python: str | os.PathLike | None = None,
+        model: str | os.PathLike | None = None,
+        sampler: str = "ddim",
+        steps: int | None = None,
+        samples: int | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        batch: int = 8,
+        lr_fraction: float | None = None,
+    ):
         if lr_fraction is not None:
             kspace.check_fraction(lr_fraction)
         self.study, self.method, self.lr_fraction = study, method, lr_fraction
@@ -188,10 +219,29 @@ class SuperResolveJob:
         samples = samples_for(method, samples)
         self.uncertainty_path = self.workdir / "uncertainty.npy" if samples > 1 else None
         write_study(study.with_frames(study.frames, single_slice=False), self.input_path)
-        command = [str(python or sys.executable), "-m", "PerfGenSRLib.cli", "super-resolve",
-                   "--input", str(self.input_path), "--output", str(self.output_path), "--method", method,
-                   "--sampler", sampler, "--samples", str(samples), "--seed", str(seed), "--device", device,
-                   "--batch", str(batch), "--progress-lines"]
+        command = [
+            str(python or sys.executable),
+            "-m",
+            "PerfGenSRLib.cli",
+            "super-resolve",
+            "--input",
+            str(self.input_path),
+            "--output",
+            str(self.output_path),
+            "--method",
+            method,
+            "--sampler",
+            sampler,
+            "--samples",
+            str(samples),
+            "--seed",
+            str(seed),
+            "--device",
+            device,
+            "--batch",
+            str(batch),
+            "--progress-lines",
+        ]
         if model:
             command += ["--model", str(model)]
         if steps:
@@ -204,8 +254,9 @@ class SuperResolveJob:
             self.process = BackgroundProcess(command, env=engine_environment())
         except OSError as error:
             self.cleanup()
-            raise PerfGenError(f"could not start the engine with {command[0]} ({error}); "
-                               "check the Python executable") from None
+            raise PerfGenError(
+                f"could not start the engine with {command[0]} ({error}); check the Python executable"
+            ) from None
 
     def poll(self) -> Progress:
         """Frames done so far and whether the run has finished."""
@@ -230,8 +281,11 @@ class SuperResolveJob:
             return SuperResolveResult(
                 study=self._read(self.output_path),
                 uncertainty=self._read(self.uncertainty_path) if self.uncertainty_path else None,
-                low_res=(self.study.with_frames(kspace.degrade(self.study.frames, self.lr_fraction))
-                         if self.lr_fraction is not None else self.study),
+                low_res=(
+                    self.study.with_frames(kspace.degrade(self.study.frames, self.lr_fraction))
+                    if self.lr_fraction is not None
+                    else self.study
+                ),
             )
         finally:
             self.cleanup()

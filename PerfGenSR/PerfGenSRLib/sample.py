@@ -36,9 +36,18 @@ class DiffusionSampler:
     trained on the residual (``residual_scale`` > 0) returns ``LR + y0 / residual_scale``.
     """
 
-    def __init__(self, network: torch.nn.Module, schedule: DiffusionSchedule, sampler: str = "ddim",
-                 steps: int | None = None, eta: float = 0.0, cancel: Callable[[], bool] | None = None,
-                 bf16: bool | None = None, residual_scale: float = 0.0, clip_y0: float | None = CLIP_Y0):
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        schedule: DiffusionSchedule,
+        sampler: str = "ddim",
+        steps: int | None = None,
+        eta: float = 0.0,
+        cancel: Callable[[], bool] | None = None,
+        bf16: bool | None = None,
+        residual_scale: float = 0.0,
+        clip_y0: float | None = CLIP_Y0,
+    ):
         if sampler not in SAMPLERS:
             raise PerfGenError(f"unknown sampler '{sampler}'; choose ddim or ddpm")
         if steps is None:
@@ -46,8 +55,11 @@ class DiffusionSampler:
         if not 1 <= steps <= schedule.num_timesteps:
             raise PerfGenError(f"--steps must be between 1 and {schedule.num_timesteps}, got {steps}")
         self.network, self.schedule, self.sampler, self.eta = network, schedule, sampler, eta
-        self.timesteps = (list(range(schedule.num_timesteps, 0, -1)) if sampler == "ddpm"
-                          else schedule.ddim_timesteps(steps))
+        self.timesteps = (
+            list(range(schedule.num_timesteps, 0, -1))
+            if sampler == "ddpm"
+            else schedule.ddim_timesteps(steps)
+        )
         self.cancel, self.bf16, self.residual_scale, self.clip_y0 = cancel, bf16, residual_scale, clip_y0
 
     @torch.inference_mode()
@@ -64,7 +76,9 @@ class DiffusionSampler:
                 y = self.schedule.ddpm_step(eps, t, y, generator=generator, clip_y0=self.clip_y0)
             else:
                 t_prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else 0
-                y = self.schedule.ddim_step(eps, t, t_prev, y, eta=self.eta, generator=generator, clip_y0=self.clip_y0)
+                y = self.schedule.ddim_step(
+                    eps, t, t_prev, y, eta=self.eta, generator=generator, clip_y0=self.clip_y0
+                )
         return low_res + y / self.residual_scale if self.residual_scale else y
 
 
@@ -77,9 +91,16 @@ def available_methods(models_dir: str | os.PathLike | None = None) -> list[str]:
     return [m for m in METHODS if m == "zeropad" or has_bundled_model(m)]
 
 
-def load_method(method: str, model: str | os.PathLike | None = None, *, device: torch.device,
-                sampler: str = "ddim", steps: int | None = None, trust_checkpoint: bool = False,
-                cancel: Callable[[], bool] | None = None) -> Method:
+def load_method(
+    method: str,
+    model: str | os.PathLike | None = None,
+    *,
+    device: torch.device,
+    sampler: str = "ddim",
+    steps: int | None = None,
+    trust_checkpoint: bool = False,
+    cancel: Callable[[], bool] | None = None,
+) -> Method:
     """The method as a function of normalised LR batches (and a generator for stochastic ones)."""
     if method == "zeropad":
         return lambda low_res, generator: low_res
@@ -89,8 +110,9 @@ def load_method(method: str, model: str | os.PathLike | None = None, *, device: 
     if not model and not path.exists():
         raise PerfGenError(f"no bundled {method} model in {path.parent}; give one with --model")
     if method == "gan":
-        generator_net = load_model(path, "regain-generator", device=device,
-                                   trust_checkpoint=trust_checkpoint).module.requires_grad_(False)
+        generator_net = load_model(
+            path, "regain-generator", device=device, trust_checkpoint=trust_checkpoint
+        ).module.requires_grad_(False)
         return lambda low_res, generator: generator_net(low_res)
     loaded = load_model(path, "perfgen-unet", device=device, trust_checkpoint=trust_checkpoint)
     return sampler_for(loaded, sampler=sampler, steps=steps, cancel=cancel)
@@ -99,8 +121,9 @@ def load_method(method: str, model: str | os.PathLike | None = None, *, device: 
 def sampler_for(loaded: LoadedModel, **options) -> DiffusionSampler:
     """The diffusion sampler of a loaded PerfGen model, with the schedule and target it was trained with."""
     schedule = DiffusionSchedule(**loaded.meta.get("schedule", {}))
-    return DiffusionSampler(loaded.module, schedule, residual_scale=float(loaded.meta.get("residual_scale", 0.0)),
-                            **options)
+    return DiffusionSampler(
+        loaded.module, schedule, residual_scale=float(loaded.meta.get("residual_scale", 0.0)), **options
+    )
 
 
 def _out_of_memory(error: RuntimeError) -> bool:
@@ -116,13 +139,24 @@ class SuperResolution:
     low_res: Study  # the LR frames the method saw
 
 
-def super_resolve_study(study: Study, method: str = "perfgen", *, model: str | os.PathLike | None = None,
-                        sampler: str = "ddim", steps: int | None = None, samples: int | None = None, seed: int = 0,
-                        device: str = "auto", batch: int = 8, lr_fraction: float | None = None,
-                        trust_checkpoint: bool = False, measured_lines: int | None = None,
-                        data_consistency: bool = True,
-                        progress: Callable[[int, int], None] | None = None,
-                        cancel: Callable[[], bool] | None = None) -> SuperResolution:
+def super_resolve_study(
+    study: Study,
+    method: str = "perfgen",
+    *,
+    model: str | os.PathLike | None = None,
+    sampler: str = "ddim",
+    steps: int | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    batch: int = 8,
+    lr_fraction: float | None = None,
+    trust_checkpoint: bool = False,
+    measured_lines: int | None = None,
+    data_consistency: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> SuperResolution:
     """Super-resolve every frame of ``study`` (never modified) with ``method``.
 
     ``lr_fraction`` simulates LR from the study first (retrospective use); otherwise the study is the
@@ -145,8 +179,15 @@ def super_resolve_study(study: Study, method: str = "perfgen", *, model: str | o
     if measured_lines is not None and not 1 <= measured_lines <= frames.shape[-2]:
         raise PerfGenError(f"--measured-lines must be between 1 and {frames.shape[-2]}, got {measured_lines}")
     keep = measured_lines if (data_consistency and method != "zeropad") else None
-    run = load_method(method, model, device=torch_device, sampler=sampler, steps=steps,
-                      trust_checkpoint=trust_checkpoint, cancel=cancel)
+    run = load_method(
+        method,
+        model,
+        device=torch_device,
+        sampler=sampler,
+        steps=steps,
+        trust_checkpoint=trust_checkpoint,
+        cancel=cancel,
+    )
     generator = torch.Generator(torch_device).manual_seed(seed)
     mean, std = np.empty_like(low_res), np.zeros_like(low_res)
     start, total = 0, len(low_res)
@@ -155,18 +196,21 @@ def super_resolve_study(study: Study, method: str = "perfgen", *, model: str | o
     while start < total:
         if cancel is not None and cancel():
             raise Cancelled("cancelled by the user; nothing was written")
-        chunk = low_res[start:start + batch]
+        chunk = low_res[start : start + batch]
         peak = frame_peak(chunk)
         lr = torch.from_numpy(normalise(chunk, peak)[:, None].astype(np.float32)).to(torch_device)
         state = generator.get_state()
         try:
-            draws = np.stack([denormalise(run(lr, generator).float().cpu().numpy()[:, 0], peak)
-                              for _ in range(samples)])
+            draws = np.stack(
+                [denormalise(run(lr, generator).float().cpu().numpy()[:, 0], peak) for _ in range(samples)]
+            )
         except RuntimeError as error:  # torch.cuda.OutOfMemoryError is one
             if not _out_of_memory(error):
                 raise
             if batch == 1:
-                raise PerfGenError("out of GPU memory even with --batch 1; use --device cpu or a smaller model") from None
+                raise PerfGenError(
+                    "out of GPU memory even with --batch 1; use --device cpu or a smaller model"
+                ) from None
             batch //= 2  # the same chunk again, at half the batch, from the same random state
             generator.set_state(state)
             if torch_device.type == "cuda":
@@ -174,14 +218,21 @@ def super_resolve_study(study: Study, method: str = "perfgen", *, model: str | o
             continue
         if keep:
             draws = kspace.data_consistency(draws, chunk[None], keep)
-        mean[start:start + len(chunk)] = draws.mean(axis=0)
-        std[start:start + len(chunk)] = draws.std(axis=0)
+        mean[start : start + len(chunk)] = draws.mean(axis=0)
+        std[start : start + len(chunk)] = draws.std(axis=0)
         start += len(chunk)
         if progress:
             progress(start, total)
     shape = study.shape
-    info = {"data_consistency_lines": keep, "method": method, "model": str(model) if model else ("bundled" if method != "zeropad" else None),
-            "sampler": sampler if method == "perfgen" else None, "steps": steps, "samples": samples, "seed": seed}
+    info = {
+        "data_consistency_lines": keep,
+        "method": method,
+        "model": str(model) if model else ("bundled" if method != "zeropad" else None),
+        "sampler": sampler if method == "perfgen" else None,
+        "steps": steps,
+        "samples": samples,
+        "seed": seed,
+    }
     result = study.with_frames(mean.reshape(shape))
     result.meta["super_resolution"] = info
     return SuperResolution(

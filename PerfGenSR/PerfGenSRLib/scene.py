@@ -26,8 +26,19 @@ from .errors import PerfGenError
 from .io import Study, validate_frames
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])  # its own inverse
-SECONDS_PER_UNIT = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "msec": 1e-3,
-                    "millisecond": 1e-3, "milliseconds": 1e-3, "min": 60.0, "minute": 60.0, "minutes": 60.0}
+SECONDS_PER_UNIT = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "ms": 1e-3,
+    "msec": 1e-3,
+    "millisecond": 1e-3,
+    "milliseconds": 1e-3,
+    "min": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+}
 METHOD_LABELS = {"zeropad": "zero-pad", "gan": "GAN", "perfgen": "PerfGen"}
 PERFUSION_SEGMENTS = (  # name, colour: blood red, deoxygenated-blood blue, muscle ochre
     ("LV blood", (0.85, 0.20, 0.18)),
@@ -78,8 +89,10 @@ def _volumeArray(volumeNode: slicer.vtkMRMLVolumeNode) -> np.ndarray:
     if image is None or image.GetPointData().GetScalars() is None:
         raise PerfGenError(f"volume '{volumeNode.GetName()}' holds no image data; load the series again")
     if image.GetNumberOfScalarComponents() != 1:
-        raise PerfGenError(f"volume '{volumeNode.GetName()}' has {image.GetNumberOfScalarComponents()} components "
-                           "per voxel; give a scalar magnitude series")
+        raise PerfGenError(
+            f"volume '{volumeNode.GetName()}' has {image.GetNumberOfScalarComponents()} components "
+            "per voxel; give a scalar magnitude series"
+        )
     columns, rows, slices = image.GetDimensions()
     scalars = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
     return np.array(scalars, dtype=np.float32).reshape(slices, rows, columns)
@@ -111,8 +124,9 @@ def _volumeNode(frame: np.ndarray, study: Study, name: str) -> slicer.vtkMRMLSca
     """A scalar volume (not in any scene) holding ``frame`` ``(Z, H, W)`` with ``study``'s geometry."""
     image = vtk.vtkImageData()
     image.SetDimensions(frame.shape[2], frame.shape[1], frame.shape[0])
-    scalars = numpy_support.numpy_to_vtk(np.ascontiguousarray(frame, dtype=np.float32).ravel(), deep=True,
-                                         array_type=vtk.VTK_FLOAT)
+    scalars = numpy_support.numpy_to_vtk(
+        np.ascontiguousarray(frame, dtype=np.float32).ravel(), deep=True, array_type=vtk.VTK_FLOAT
+    )
     image.GetPointData().SetScalars(scalars)
     volume = slicer.vtkMRMLScalarVolumeNode()
     volume.SetName(name)
@@ -126,8 +140,9 @@ def _frameTimes(sequenceNode: slicer.vtkMRMLSequenceNode) -> np.ndarray | None:
     if scale is None or sequenceNode.GetIndexType() != slicer.vtkMRMLSequenceNode.NumericIndex:
         return None
     try:
-        values = np.array([float(sequenceNode.GetNthIndexValue(i))
-                           for i in range(sequenceNode.GetNumberOfDataNodes())])
+        values = np.array(
+            [float(sequenceNode.GetNthIndexValue(i)) for i in range(sequenceNode.GetNumberOfDataNodes())]
+        )
     except ValueError:
         return None
     return (values - values[0]) * scale
@@ -146,24 +161,37 @@ def sequenceToArray(sequenceNode: slicer.vtkMRMLSequenceNode) -> Study:
         raise PerfGenError("the input sequence is empty; load a perfusion series as a volume sequence first")
     first = sequenceNode.GetNthDataNode(0)
     if not first.IsA("vtkMRMLScalarVolumeNode"):
-        raise PerfGenError(f"sequence '{sequenceNode.GetName()}' holds {first.GetClassName()} items; "
-                           "choose a sequence of scalar volumes (a perfusion series)")
-    frames = [_volumeArray(sequenceNode.GetNthDataNode(i)) for i in range(sequenceNode.GetNumberOfDataNodes())]
+        raise PerfGenError(
+            f"sequence '{sequenceNode.GetName()}' holds {first.GetClassName()} items; "
+            "choose a sequence of scalar volumes (a perfusion series)"
+        )
+    frames = [
+        _volumeArray(sequenceNode.GetNthDataNode(i)) for i in range(sequenceNode.GetNumberOfDataNodes())
+    ]
     if any(frame.shape != frames[0].shape for frame in frames):
-        raise PerfGenError(f"the volumes of sequence '{sequenceNode.GetName()}' differ in size; "
-                           "PerfGenSR needs one matrix size for the whole series")
-    study = Study(validate_frames(np.stack(frames), f"sequence '{sequenceNode.GetName()}'"),
-                  frame_times=_frameTimes(sequenceNode), single_slice=frames[0].shape[0] == 1,
-                  meta={"source_format": "slicer", "name": sequenceNode.GetName()}, **_volumeGeometry(first))
+        raise PerfGenError(
+            f"the volumes of sequence '{sequenceNode.GetName()}' differ in size; "
+            "PerfGenSR needs one matrix size for the whole series"
+        )
+    study = Study(
+        validate_frames(np.stack(frames), f"sequence '{sequenceNode.GetName()}'"),
+        frame_times=_frameTimes(sequenceNode),
+        single_slice=frames[0].shape[0] == 1,
+        meta={"source_format": "slicer", "name": sequenceNode.GetName()},
+        **_volumeGeometry(first),
+    )
     return study
 
 
-def _copyIndex(target: slicer.vtkMRMLSequenceNode, reference: slicer.vtkMRMLSequenceNode | None,
-               study: Study) -> list[str]:
+def _copyIndex(
+    target: slicer.vtkMRMLSequenceNode, reference: slicer.vtkMRMLSequenceNode | None, study: Study
+) -> list[str]:
     if reference is not None:
         if reference.GetNumberOfDataNodes() != study.shape[0]:
-            raise PerfGenError(f"{study.shape[0]} frames do not match the {reference.GetNumberOfDataNodes()} "
-                               f"items of sequence '{reference.GetName()}'")
+            raise PerfGenError(
+                f"{study.shape[0]} frames do not match the {reference.GetNumberOfDataNodes()} "
+                f"items of sequence '{reference.GetName()}'"
+            )
         target.SetIndexName(reference.GetIndexName())
         target.SetIndexUnit(reference.GetIndexUnit())
         target.SetIndexType(reference.GetIndexType())
@@ -178,8 +206,9 @@ def _copyIndex(target: slicer.vtkMRMLSequenceNode, reference: slicer.vtkMRMLSequ
     return [f"{value:g}" for value in study.times()]
 
 
-def _buildSequence(study: Study, name: str, reference: slicer.vtkMRMLSequenceNode | None,
-                   attributes: Mapping[str, str] = {}) -> slicer.vtkMRMLSequenceNode:
+def _buildSequence(
+    study: Study, name: str, reference: slicer.vtkMRMLSequenceNode | None, attributes: Mapping[str, str] = {}
+) -> slicer.vtkMRMLSequenceNode:
     """A volume sequence of ``study``'s frames, not yet in any scene."""
     sequence = slicer.vtkMRMLSequenceNode()
     sequence.SetName(name)
@@ -190,8 +219,12 @@ def _buildSequence(study: Study, name: str, reference: slicer.vtkMRMLSequenceNod
     return sequence
 
 
-def studyToSequence(scene: slicer.vtkMRMLScene, study: Study, name: str,
-                    referenceSequenceNode: slicer.vtkMRMLSequenceNode | None = None) -> slicer.vtkMRMLSequenceNode:
+def studyToSequence(
+    scene: slicer.vtkMRMLScene,
+    study: Study,
+    name: str,
+    referenceSequenceNode: slicer.vtkMRMLSequenceNode | None = None,
+) -> slicer.vtkMRMLSequenceNode:
     """Add a volume sequence of ``study`` to ``scene``, with the index values of ``referenceSequenceNode``.
 
     Without a reference the index is the frame times in seconds (or frame numbers when unknown).
@@ -202,8 +235,9 @@ def studyToSequence(scene: slicer.vtkMRMLScene, study: Study, name: str,
     return sequence
 
 
-def browserForSequence(scene: slicer.vtkMRMLScene,
-                       sequenceNode: slicer.vtkMRMLSequenceNode) -> slicer.vtkMRMLSequenceBrowserNode:
+def browserForSequence(
+    scene: slicer.vtkMRMLScene, sequenceNode: slicer.vtkMRMLSequenceNode
+) -> slicer.vtkMRMLSequenceBrowserNode:
     """The first sequence browser showing ``sequenceNode``, created (with a proxy volume) if none does."""
     logic = sequencesLogic(scene)
     browser = logic.GetFirstBrowserNodeForSequenceNode(sequenceNode)
@@ -221,8 +255,9 @@ def _windowLevel(study: Study) -> tuple[float, float]:
     return float(max(high - low, 1e-6)), float((high + low) / 2)
 
 
-def matchWindowLevel(referenceSequenceNode: slicer.vtkMRMLSequenceNode,
-                     volumeNodes: Sequence[slicer.vtkMRMLVolumeNode]) -> tuple[float, float]:
+def matchWindowLevel(
+    referenceSequenceNode: slicer.vtkMRMLSequenceNode, volumeNodes: Sequence[slicer.vtkMRMLVolumeNode]
+) -> tuple[float, float]:
     """Give ``volumeNodes`` one fixed window/level, from the robust intensity range of the reference."""
     window, level = _windowLevel(sequenceToArray(referenceSequenceNode))
     for volume in volumeNodes:
@@ -235,21 +270,31 @@ def matchWindowLevel(referenceSequenceNode: slicer.vtkMRMLSequenceNode,
     return window, level
 
 
-def _findLowRes(browser: slicer.vtkMRMLSequenceBrowserNode, sourceId: str,
-                fraction: float) -> slicer.vtkMRMLSequenceNode | None:
+def _findLowRes(
+    browser: slicer.vtkMRMLSequenceBrowserNode, sourceId: str, fraction: float
+) -> slicer.vtkMRMLSequenceNode | None:
     sequences = vtk.vtkCollection()
     browser.GetSynchronizedSequenceNodes(sequences, True)
     for i in range(sequences.GetNumberOfItems()):
         node = sequences.GetItemAsObject(i)
-        if (node.GetAttribute(ROLE) == "lowres" and node.GetAttribute(SOURCE) == sourceId
-                and node.GetAttribute(FRACTION) == f"{fraction:g}"):
+        if (
+            node.GetAttribute(ROLE) == "lowres"
+            and node.GetAttribute(SOURCE) == sourceId
+            and node.GetAttribute(FRACTION) == f"{fraction:g}"
+        ):
             return node
     return None
 
 
-def addResultSequences(scene: slicer.vtkMRMLScene, inputSequenceNode: slicer.vtkMRMLSequenceNode, method: str,
-                       result, *, lrFraction: float | None = None,
-                       browserNode: slicer.vtkMRMLSequenceBrowserNode | None = None) -> slicer.vtkMRMLSequenceNode:
+def addResultSequences(
+    scene: slicer.vtkMRMLScene,
+    inputSequenceNode: slicer.vtkMRMLSequenceNode,
+    method: str,
+    result,
+    *,
+    lrFraction: float | None = None,
+    browserNode: slicer.vtkMRMLSequenceBrowserNode | None = None,
+) -> slicer.vtkMRMLSequenceNode:
     """Add a super-resolution ``result`` (``.study``, ``.uncertainty``, ``.low_res``) to the input's browser.
 
     The result (and its uncertainty, when present, and with ``lrFraction`` the simulated LR series,
@@ -262,17 +307,25 @@ def addResultSequences(scene: slicer.vtkMRMLScene, inputSequenceNode: slicer.vtk
     browser = browserNode or logic.GetFirstBrowserNodeForSequenceNode(inputSequenceNode)
     baseName, label = inputSequenceNode.GetName(), METHOD_LABELS.get(method, method)
     tags = {METHOD: method, SOURCE: inputSequenceNode.GetID()}
-    built = {"result": _buildSequence(result.study, f"{baseName} {label}", inputSequenceNode, {**tags, ROLE: "result"})}
+    built = {
+        "result": _buildSequence(
+            result.study, f"{baseName} {label}", inputSequenceNode, {**tags, ROLE: "result"}
+        )
+    }
     if result.uncertainty is not None:
-        built["uncertainty"] = _buildSequence(result.uncertainty, f"{baseName} {label} SD", inputSequenceNode,
-                                              {**tags, ROLE: "uncertainty"})
+        built["uncertainty"] = _buildSequence(
+            result.uncertainty, f"{baseName} {label} SD", inputSequenceNode, {**tags, ROLE: "uncertainty"}
+        )
     lowRes = None
     if lrFraction is not None:
         lowRes = _findLowRes(browser, inputSequenceNode.GetID(), lrFraction) if browser is not None else None
         if lowRes is None:
             built["lowres"] = _buildSequence(
-                result.low_res, f"{baseName} LR {lrFraction * 100:g}%", inputSequenceNode,
-                {SOURCE: inputSequenceNode.GetID(), ROLE: "lowres", FRACTION: f"{lrFraction:g}"})
+                result.low_res,
+                f"{baseName} LR {lrFraction * 100:g}%",
+                inputSequenceNode,
+                {SOURCE: inputSequenceNode.GetID(), ROLE: "lowres", FRACTION: f"{lrFraction:g}"},
+            )
     if browser is None:
         browser = browserForSequence(scene, inputSequenceNode)
     for sequence in built.values():
@@ -290,13 +343,23 @@ def addResultSequences(scene: slicer.vtkMRMLScene, inputSequenceNode: slicer.vtk
     return resultNode
 
 
-def superResolveSequence(scene: slicer.vtkMRMLScene, inputSequenceNode: slicer.vtkMRMLSequenceNode,
-                         method: str = "perfgen", *, model: str | None = None, sampler: str = "ddim",
-                         steps: int | None = None, samples: int | None = None, seed: int = 0, device: str = "auto",
-                         batch: int = 8, simulateFraction: float | None = None,
-                         progress: Callable[[int, int], None] | None = None,
-                         cancel: Callable[[], bool] | None = None,
-                         browserNode: slicer.vtkMRMLSequenceBrowserNode | None = None) -> slicer.vtkMRMLSequenceNode:
+def superResolveSequence(
+    scene: slicer.vtkMRMLScene,
+    inputSequenceNode: slicer.vtkMRMLSequenceNode,
+    method: str = "perfgen",
+    *,
+    model: str | None = None,
+    sampler: str = "ddim",
+    steps: int | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    batch: int = 8,
+    simulateFraction: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    browserNode: slicer.vtkMRMLSequenceBrowserNode | None = None,
+) -> slicer.vtkMRMLSequenceNode:
     """Super-resolve a volume sequence in this process; the result joins the input's sequence browser.
 
     Options mirror ``perfgen-sr super-resolve``; ``simulateFraction`` degrades the input first
@@ -309,15 +372,28 @@ def superResolveSequence(scene: slicer.vtkMRMLScene, inputSequenceNode: slicer.v
     if simulateFraction is not None:
         kspace.check_fraction(simulateFraction)
     study = sequenceToArray(inputSequenceNode)
-    result = super_resolve_study(study, method, model=model, sampler=sampler, steps=steps, samples=samples,
-                                 seed=seed, device=device, batch=batch, lr_fraction=simulateFraction,
-                                 progress=progress, cancel=cancel)
-    return addResultSequences(scene, inputSequenceNode, method, result, lrFraction=simulateFraction,
-                              browserNode=browserNode)
+    result = super_resolve_study(
+        study,
+        method,
+        model=model,
+        sampler=sampler,
+        steps=steps,
+        samples=samples,
+        seed=seed,
+        device=device,
+        batch=batch,
+        lr_fraction=simulateFraction,
+        progress=progress,
+        cancel=cancel,
+    )
+    return addResultSequences(
+        scene, inputSequenceNode, method, result, lrFraction=simulateFraction, browserNode=browserNode
+    )
 
 
-def resultSequences(scene: slicer.vtkMRMLScene,
-                    inputSequenceNode: slicer.vtkMRMLSequenceNode) -> dict[str, slicer.vtkMRMLSequenceNode]:
+def resultSequences(
+    scene: slicer.vtkMRMLScene, inputSequenceNode: slicer.vtkMRMLSequenceNode
+) -> dict[str, slicer.vtkMRMLSequenceNode]:
     """The input and the sequences made from it, by label: "Input", "LR <f>%", then each method.
 
     Where a method was run more than once the latest result is taken.
@@ -340,8 +416,11 @@ def resultSequences(scene: slicer.vtkMRMLScene,
 # --- ROI segments and signal-time curves ----------------------------------------------------------
 
 
-def createPerfusionSegments(scene: slicer.vtkMRMLScene, segmentationNode: slicer.vtkMRMLSegmentationNode | None,
-                            referenceVolumeNode: slicer.vtkMRMLVolumeNode | None) -> slicer.vtkMRMLSegmentationNode:
+def createPerfusionSegments(
+    scene: slicer.vtkMRMLScene,
+    segmentationNode: slicer.vtkMRMLSegmentationNode | None,
+    referenceVolumeNode: slicer.vtkMRMLVolumeNode | None,
+) -> slicer.vtkMRMLSegmentationNode:
     """Add empty "LV blood", "RV blood" and "Myocardium" segments (standard colours) to draw ROIs into.
 
     A new segmentation node is added when ``segmentationNode`` is None; segments that already exist
@@ -372,9 +451,14 @@ def _referenceImage(volumeNode: slicer.vtkMRMLVolumeNode) -> slicer.vtkOrientedI
     return image
 
 
-def setSegmentFromMask(scene: slicer.vtkMRMLScene, segmentationNode: slicer.vtkMRMLSegmentationNode, name: str,
-                       mask: np.ndarray, referenceVolumeNode: slicer.vtkMRMLVolumeNode,
-                       color: Sequence[float] | None = None) -> str:
+def setSegmentFromMask(
+    scene: slicer.vtkMRMLScene,
+    segmentationNode: slicer.vtkMRMLSegmentationNode,
+    name: str,
+    mask: np.ndarray,
+    referenceVolumeNode: slicer.vtkMRMLVolumeNode,
+    color: Sequence[float] | None = None,
+) -> str:
     """Fill the segment ``name`` (added if missing) from a ``(H, W)`` or ``(Z, H, W)`` mask on the
     reference volume's grid, e.g. a phantom's true ROI; returns the segment ID."""
     segmentationsLogic(scene)
@@ -382,22 +466,30 @@ def setSegmentFromMask(scene: slicer.vtkMRMLScene, segmentationNode: slicer.vtkM
     columns, rows, slices = image.GetDimensions()
     mask = np.asarray(mask)
     if mask.size != columns * rows * slices:
-        raise PerfGenError(f"a {mask.shape} mask does not fit the {slices}x{rows}x{columns} grid of "
-                           f"'{referenceVolumeNode.GetName()}'")
+        raise PerfGenError(
+            f"a {mask.shape} mask does not fit the {slices}x{rows}x{columns} grid of "
+            f"'{referenceVolumeNode.GetName()}'"
+        )
     image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
     numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = (mask.reshape(-1) > 0).astype(np.uint8)
     segmentation = segmentationNode.GetSegmentation()
     segmentId = segmentation.GetSegmentIdBySegmentName(name)
     if not segmentId:
-        segmentId = (segmentation.AddEmptySegment(name.replace(" ", "_"), name, list(color)) if color is not None
-                     else segmentation.AddEmptySegment(name.replace(" ", "_"), name))
-    if not slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(image, segmentationNode, segmentId):
+        segmentId = (
+            segmentation.AddEmptySegment(name.replace(" ", "_"), name, list(color))
+            if color is not None
+            else segmentation.AddEmptySegment(name.replace(" ", "_"), name)
+        )
+    if not slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        image, segmentationNode, segmentId
+    ):
         raise PerfGenError(f"could not set segment '{name}' of '{segmentationNode.GetName()}'")
     return segmentId
 
 
-def segmentMasks(segmentationNode: slicer.vtkMRMLSegmentationNode,
-                 volumeNode: slicer.vtkMRMLVolumeNode) -> dict[str, np.ndarray]:
+def segmentMasks(
+    segmentationNode: slicer.vtkMRMLSegmentationNode, volumeNode: slicer.vtkMRMLVolumeNode
+) -> dict[str, np.ndarray]:
     """Each non-empty segment rasterised on ``volumeNode``'s grid: name -> boolean ``(Z, H, W)`` mask."""
     segmentationNode.CreateBinaryLabelmapRepresentation()
     segmentation = segmentationNode.GetSegmentation()
@@ -412,7 +504,8 @@ def segmentMasks(segmentationNode: slicer.vtkMRMLSegmentationNode,
             continue
         resampled = slicer.vtkOrientedImageData()
         slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
-            labelmap, reference, resampled)
+            labelmap, reference, resampled
+        )
         values = numpy_support.vtk_to_numpy(resampled.GetPointData().GetScalars())
         mask = values.reshape(slices, rows, columns) > 0
         if mask.any():
@@ -422,21 +515,28 @@ def segmentMasks(segmentationNode: slicer.vtkMRMLSegmentationNode,
 
 def _segmentColors(segmentationNode: slicer.vtkMRMLSegmentationNode) -> dict[str, tuple[float, float, float]]:
     segmentation = segmentationNode.GetSegmentation()
-    return {segmentation.GetSegment(i).GetName(): tuple(segmentation.GetSegment(i).GetColor())
-            for i in segmentation.GetSegmentIDs()}
+    return {
+        segmentation.GetSegment(i).GetName(): tuple(segmentation.GetSegment(i).GetColor())
+        for i in segmentation.GetSegmentIDs()
+    }
 
 
 def _column(name: str, values: np.ndarray) -> vtk.vtkDoubleArray:
-    column = numpy_support.numpy_to_vtk(np.asarray(values, dtype=np.float64), deep=True, array_type=vtk.VTK_DOUBLE)
+    column = numpy_support.numpy_to_vtk(
+        np.asarray(values, dtype=np.float64), deep=True, array_type=vtk.VTK_DOUBLE
+    )
     column.SetName(name)
     return column
 
 
-def signalTimeCurves(scene: slicer.vtkMRMLScene, sequences: Mapping[str, slicer.vtkMRMLSequenceNode],
-                     segmentationNode: slicer.vtkMRMLSegmentationNode, *,
-                     tableNode: slicer.vtkMRMLTableNode | None = None,
-                     chartNode: slicer.vtkMRMLPlotChartNode | None = None,
-                     ) -> tuple[slicer.vtkMRMLTableNode, slicer.vtkMRMLPlotChartNode]:
+def signalTimeCurves(
+    scene: slicer.vtkMRMLScene,
+    sequences: Mapping[str, slicer.vtkMRMLSequenceNode],
+    segmentationNode: slicer.vtkMRMLSegmentationNode,
+    *,
+    tableNode: slicer.vtkMRMLTableNode | None = None,
+    chartNode: slicer.vtkMRMLPlotChartNode | None = None,
+) -> tuple[slicer.vtkMRMLTableNode, slicer.vtkMRMLPlotChartNode]:
     """Mean signal per ROI (each non-empty segment) per sequence over time, as a table and a chart.
 
     ``sequences`` maps a method name ("Input", "PerfGen", ...) to its sequence node; all need the
@@ -455,17 +555,27 @@ def signalTimeCurves(scene: slicer.vtkMRMLScene, sequences: Mapping[str, slicer.
     first = next(iter(studies.values()))
     timed = first.frame_times is not None
     timeName = "Time (s)" if timed else "Frame"
-    table = tableNode if tableNode is not None else scene.AddNewNodeByClass(
-        "vtkMRMLTableNode", scene.GenerateUniqueName("PerfGenSR curves"))
-    chart = chartNode if chartNode is not None else scene.AddNewNodeByClass(
-        "vtkMRMLPlotChartNode", scene.GenerateUniqueName("PerfGenSR curves chart"))
+    table = (
+        tableNode
+        if tableNode is not None
+        else scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName("PerfGenSR curves"))
+    )
+    chart = (
+        chartNode
+        if chartNode is not None
+        else scene.AddNewNodeByClass(
+            "vtkMRMLPlotChartNode", scene.GenerateUniqueName("PerfGenSR curves chart")
+        )
+    )
     colors = _segmentColors(segmentationNode)
     columns, series = [_column(timeName, first.times())], []
     for styleIndex, (method, study) in enumerate(studies.items()):
         masks = segmentMasks(segmentationNode, sequences[method].GetNthDataNode(0))
         if not masks:
-            raise PerfGenError(f"segmentation '{segmentationNode.GetName()}' has no painted segment on the grid "
-                               f"of '{sequences[method].GetName()}'; draw the ROIs in the Segment Editor first")
+            raise PerfGenError(
+                f"segmentation '{segmentationNode.GetName()}' has no painted segment on the grid "
+                f"of '{sequences[method].GetName()}'; draw the ROIs in the Segment Editor first"
+            )
         for roi, mask in masks.items():
             name = f"{roi} ({method})"
             columns.append(_column(name, study.frames[:, mask].mean(axis=1)))
@@ -520,9 +630,11 @@ def compareLayoutDescription(labels: Sequence[str]) -> str:
         return f'<layout type="horizontal">{"".join(views)}</layout>'
     half = (len(views) + 1) // 2
     rows = [views[:half], views[half:]]
-    return ('<layout type="vertical">'
-            + "".join(f'<item><layout type="horizontal">{"".join(row)}</layout></item>' for row in rows)
-            + "</layout>")
+    return (
+        '<layout type="vertical">'
+        + "".join(f'<item><layout type="horizontal">{"".join(row)}</layout></item>' for row in rows)
+        + "</layout>"
+    )
 
 
 def _nodeByLayoutName(scene: slicer.vtkMRMLScene, className: str, layoutName: str):

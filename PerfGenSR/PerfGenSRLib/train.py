@@ -113,11 +113,16 @@ class DiffusionObjective:
             self.network.load_state_dict(load_model(config.init, "perfgen-unet").module.state_dict())
         self.ema = copy.deepcopy(self.network).eval().requires_grad_(False)
         self.trained = runtime.wrap(self.network)
-        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
 
     def state(self) -> dict:
-        return {"network": self.network.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
+        return {
+            "network": self.network.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def load_state(self, state: dict) -> None:
         self.network.load_state_dict(state["network"])
@@ -139,18 +144,36 @@ class DiffusionObjective:
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
         from .sample import DiffusionSampler
 
-        sampler = DiffusionSampler(self.ema, self.schedule, sampler="ddim", steps=self.config.val_steps,
-                                   residual_scale=self.config.residual_scale)
+        sampler = DiffusionSampler(
+            self.ema,
+            self.schedule,
+            sampler="ddim",
+            steps=self.config.val_steps,
+            residual_scale=self.config.residual_scale,
+        )
         return sampler(lr, generator=torch.Generator(lr.device).manual_seed(0))
 
     def export(self, path: Path, training: dict) -> None:
-        save_model(path, self.ema, "perfgen-unet", self.net_config,
-                   extra={"schedule": self.schedule.config(), "residual_scale": self.config.residual_scale,
-                          "training": training})
+        save_model(
+            path,
+            self.ema,
+            "perfgen-unet",
+            self.net_config,
+            extra={
+                "schedule": self.schedule.config(),
+                "residual_scale": self.config.residual_scale,
+                "training": training,
+            },
+        )
 
 
-def optimise(loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: torch.nn.Module, config: TrainConfig,
-             ema: torch.nn.Module | None = None) -> float:
+def optimise(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    module: torch.nn.Module,
+    config: TrainConfig,
+    ema: torch.nn.Module | None = None,
+) -> float:
     """One optimiser step on ``loss`` with gradient clipping, then the EMA update; returns the gradient norm."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -172,8 +195,14 @@ class BatchKeys:
     """Per step, this rank's ``(item, seed)`` keys: DistributedSampler epochs, resumable at any step."""
 
     def __init__(self, n: int, config: TrainConfig, runtime: Distributed, start_step: int):
-        self.sampler = DistributedSampler(range(n), num_replicas=runtime.world, rank=runtime.rank, shuffle=True,
-                                          seed=config.seed, drop_last=n >= runtime.world)
+        self.sampler = DistributedSampler(
+            range(n),
+            num_replicas=runtime.world,
+            rank=runtime.rank,
+            shuffle=True,
+            seed=config.seed,
+            drop_last=n >= runtime.world,
+        )
         self.batch, self.seed, self.start, self.steps = config.batch, config.seed, start_step, config.steps
         self.per_epoch = max(1, len(self.sampler) // self.batch)
 
@@ -191,7 +220,7 @@ class BatchKeys:
             for position in range(offset, self.per_epoch):
                 if step >= self.steps:
                     return
-                yield [(i, seed) for i in order[position * self.batch:(position + 1) * self.batch]]
+                yield [(i, seed) for i in order[position * self.batch : (position + 1) * self.batch]]
                 step += 1
 
 
@@ -203,12 +232,17 @@ def validation_batch(studies, config: TrainConfig) -> tuple[torch.Tensor, torch.
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
-def validation_psnr(objective, lr: torch.Tensor, hr: torch.Tensor, device: torch.device) -> tuple[float, float]:
+def validation_psnr(
+    objective, lr: torch.Tensor, hr: torch.Tensor, device: torch.device
+) -> tuple[float, float]:
     """Mean PSNR (0-255 scale, per-crop HR peak) of the objective's SR and of zero-padding."""
     sr = torch.cat([objective.super_resolve(chunk.to(device)).cpu() for chunk in lr.split(16)])
     to_image = [denormalise(x.numpy()[:, 0], 1.0) for x in (sr, lr, hr)]
     peaks = to_image[2].max(axis=(-2, -1))
-    scores = [float(np.mean([psnr(a[i], to_image[2][i], peaks[i]) for i in range(len(peaks))])) for a in to_image[:2]]
+    scores = [
+        float(np.mean([psnr(a[i], to_image[2][i], peaks[i]) for i in range(len(peaks))]))
+        for a in to_image[:2]
+    ]
     return scores[0], scores[1]
 
 
@@ -227,9 +261,16 @@ def load_checkpoint(path: Path) -> dict:
         raise PerfGenError(f"{path}: not a readable PerfGenSR checkpoint ({type(error).__name__})") from None
 
 
-def train(objective_factory: Callable[[TrainConfig, Distributed], object], train_studies: list, val_studies: list,
-          config: TrainConfig, out: str | os.PathLike, device: torch.device, resume: bool = False,
-          progress: Callable[[int, int, dict], None] | None = None) -> Path:
+def train(
+    objective_factory: Callable[[TrainConfig, Distributed], object],
+    train_studies: list,
+    val_studies: list,
+    config: TrainConfig,
+    out: str | os.PathLike,
+    device: torch.device,
+    resume: bool = False,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> Path:
     """Train an objective on studies, checkpointing into ``out``; returns the exported model path."""
     out = Path(out)
     runtime = Distributed(device)
@@ -251,11 +292,20 @@ def train(objective_factory: Callable[[TrainConfig, Distributed], object], train
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
         _trim_log(log_path, start)
     dataset = PairDataset(train_studies)
-    loader = DataLoader(dataset, batch_sampler=BatchKeys(len(dataset), config, runtime, start),
-                        num_workers=config.workers, persistent_workers=False, pin_memory=runtime.device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_sampler=BatchKeys(len(dataset), config, runtime, start),
+        num_workers=config.workers,
+        persistent_workers=False,
+        pin_memory=runtime.device.type == "cuda",
+    )
     val = validation_batch(val_studies, config) if (val_studies and runtime.main) else None
-    training_info = {"objective": objective.name, "config": asdict(config), "train_studies": len(train_studies),
-                     "val_studies": len(val_studies)}
+    training_info = {
+        "objective": objective.name,
+        "config": asdict(config),
+        "train_studies": len(train_studies),
+        "val_studies": len(val_studies),
+    }
 
     def checkpoint(step: int) -> None:
         if runtime.main:
@@ -267,7 +317,9 @@ def train(objective_factory: Callable[[TrainConfig, Distributed], object], train
         for lr, hr in loader:
             torch.manual_seed(hash((config.seed, step, runtime.rank)) % 2**63)
             objective_train_mode(objective, True)
-            metrics = objective.training_step(lr.to(runtime.device, non_blocking=True), hr.to(runtime.device, non_blocking=True))
+            metrics = objective.training_step(
+                lr.to(runtime.device, non_blocking=True), hr.to(runtime.device, non_blocking=True)
+            )
             step += 1
             row = {"step": step, **metrics, "seconds": round(time.perf_counter() - started, 2)}
             if val is not None and (step % config.val_every == 0 or step == config.steps):
@@ -279,7 +331,11 @@ def train(objective_factory: Callable[[TrainConfig, Distributed], object], train
                 checkpoint(step)
             if progress and runtime.main:
                 progress(step, config.steps, row)
-            if config.time_limit and time.perf_counter() - started > 60 * config.time_limit and step < config.steps:
+            if (
+                config.time_limit
+                and time.perf_counter() - started > 60 * config.time_limit
+                and step < config.steps
+            ):
                 checkpoint(step)
                 break
     except KeyboardInterrupt:
@@ -332,8 +388,13 @@ def _append_log(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def gather_studies(data: list[str] | None, phantom_cases: int | None, phantom_frames: int, phantom_seed: int,
-                   workers: int = 1) -> list:
+def gather_studies(
+    data: list[str] | None,
+    phantom_cases: int | None,
+    phantom_frames: int,
+    phantom_seed: int,
+    workers: int = 1,
+) -> list:
     """Training studies from paths, or phantom studies generated in memory (seeds ``phantom_seed + i``)."""
     from .data import load_studies
 
@@ -342,7 +403,9 @@ def gather_studies(data: list[str] | None, phantom_cases: int | None, phantom_fr
     from .phantom import make_phantom
 
     if not phantom_cases or phantom_cases < 2:
-        raise PerfGenError("--phantom-cases must be at least 2 (studies are split into training and validation)")
+        raise PerfGenError(
+            "--phantom-cases must be at least 2 (studies are split into training and validation)"
+        )
     seeds = range(phantom_seed, phantom_seed + phantom_cases)
     if workers > 1:
         from multiprocessing import get_context
@@ -354,21 +417,35 @@ def gather_studies(data: list[str] | None, phantom_cases: int | None, phantom_fr
     return [p.to_study() for p in phantoms]
 
 
-def run_training(config: TrainConfig, out: str | os.PathLike, *, data: list[str] | None = None,
-                 phantom_cases: int | None = None, phantom_frames: int = 40, phantom_seed: int = 0,
-                 val_studies: int = 2, device: str = "auto", resume: bool = False,
-                 progress: Callable[[int, int, dict], None] | None = None, objective: str = "perfgen") -> Path:
+def run_training(
+    config: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    data: list[str] | None = None,
+    phantom_cases: int | None = None,
+    phantom_frames: int = 40,
+    phantom_seed: int = 0,
+    val_studies: int = 2,
+    device: str = "auto",
+    resume: bool = False,
+    progress: Callable[[int, int, dict], None] | None = None,
+    objective: str = "perfgen",
+) -> Path:
     """Gather studies, split them by study and train ``objective`` (``perfgen`` or ``gan``)."""
     from .models import resolve_device
 
     if config.steps < 1 or config.batch < 1:
         raise PerfGenError("--steps and --batch must be at least 1")
     torch_device = resolve_device(device)
-    studies = gather_studies(data, phantom_cases, phantom_frames, phantom_seed, workers=max(1, config.workers))
+    studies = gather_studies(
+        data, phantom_cases, phantom_frames, phantom_seed, workers=max(1, config.workers)
+    )
     train_set, val_set = split_studies(studies, val_studies, seed=config.seed)
     factories = {"perfgen": DiffusionObjective}
     if objective == "gan":
         from .gan import GanObjective
 
         factories["gan"] = GanObjective
-    return train(factories[objective], train_set, val_set, config, out, torch_device, resume=resume, progress=progress)
+    return train(
+        factories[objective], train_set, val_set, config, out, torch_device, resume=resume, progress=progress
+    )

@@ -26,7 +26,9 @@ def test_each_subcommand_has_help(name, capsys):
 
 
 def test_installed_command_runs():
-    result = subprocess.run([sys.executable, "-m", "PerfGenSRLib.cli", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "PerfGenSRLib.cli", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "super-resolve" in result.stdout
 
 
@@ -37,7 +39,20 @@ def test_degrade_npy_and_nifti(tmp_path, suffix, studies):
     source = tmp_path / f"in{suffix}"
     write_study(studies[0], source)
     before = source.read_bytes()
-    assert main(["degrade", "--input", str(source), "--fraction", "0.35", "--output", str(tmp_path / f"out{suffix}")]) == 0
+    assert (
+        main(
+            [
+                "degrade",
+                "--input",
+                str(source),
+                "--fraction",
+                "0.35",
+                "--output",
+                str(tmp_path / f"out{suffix}"),
+            ]
+        )
+        == 0
+    )
     result = read_study(tmp_path / f"out{suffix}")
     np.testing.assert_allclose(result.frames, kspace.degrade(studies[0].frames, 0.35), rtol=1e-5, atol=1e-4)
     assert source.read_bytes() == before
@@ -45,8 +60,22 @@ def test_degrade_npy_and_nifti(tmp_path, suffix, studies):
 
 def test_super_resolve_zeropad_npy_in_npy_out(tmp_path, studies):
     np.save(tmp_path / "in.npy", studies[0].frames[:, 0])
-    assert main(["super-resolve", "--input", str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy"),
-                 "--method", "zeropad", "--fraction", "0.4"]) == 0
+    assert (
+        main(
+            [
+                "super-resolve",
+                "--input",
+                str(tmp_path / "in.npy"),
+                "--output",
+                str(tmp_path / "out.npy"),
+                "--method",
+                "zeropad",
+                "--fraction",
+                "0.4",
+            ]
+        )
+        == 0
+    )
     out = np.load(tmp_path / "out.npy")
     assert out.shape == studies[0].frames[:, 0].shape
 
@@ -58,20 +87,53 @@ def _bad(tmp_path):
     (tmp_path / "text.npy").write_text("not an array")
     return {
         "missing": (["degrade", "--input", str(tmp_path / "none.npy"), "--output", "{out}"], "no such file"),
-        "dimensionality": (["degrade", "--input", str(tmp_path / "flat.npy"), "--output", "{out}"], "(T, H, W)"),
+        "dimensionality": (
+            ["degrade", "--input", str(tmp_path / "flat.npy"), "--output", "{out}"],
+            "(T, H, W)",
+        ),
         "nan": (["degrade", "--input", str(tmp_path / "nan.npy"), "--output", "{out}"], "NaN"),
         "text": (["degrade", "--input", str(tmp_path / "text.npy"), "--output", "{out}"], "not a readable"),
-        "fraction high": (["degrade", "--input", str(tmp_path / "ok.npy"), "--fraction", "1.5", "--output", "{out}"], "fraction"),
-        "fraction zero": (["degrade", "--input", str(tmp_path / "ok.npy"), "--fraction", "0", "--output", "{out}"], "fraction"),
-        "model missing": (["super-resolve", "--input", str(tmp_path / "ok.npy"), "--model", str(tmp_path / "m.safetensors"),
-                           "--output", "{out}"], "m.safetensors"),
-        "device": (["super-resolve", "--input", str(tmp_path / "ok.npy"), "--method", "zeropad", "--device", "cuda:9",
-                    "--output", "{out}"], "cuda:9"),
+        "fraction high": (
+            ["degrade", "--input", str(tmp_path / "ok.npy"), "--fraction", "1.5", "--output", "{out}"],
+            "fraction",
+        ),
+        "fraction zero": (
+            ["degrade", "--input", str(tmp_path / "ok.npy"), "--fraction", "0", "--output", "{out}"],
+            "fraction",
+        ),
+        "model missing": (
+            [
+                "super-resolve",
+                "--input",
+                str(tmp_path / "ok.npy"),
+                "--model",
+                str(tmp_path / "m.safetensors"),
+                "--output",
+                "{out}",
+            ],
+            "m.safetensors",
+        ),
+        "device": (
+            [
+                "super-resolve",
+                "--input",
+                str(tmp_path / "ok.npy"),
+                "--method",
+                "zeropad",
+                "--device",
+                "cuda:9",
+                "--output",
+                "{out}",
+            ],
+            "cuda:9",
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "dimensionality", "nan", "text", "fraction high", "fraction zero",
-                                  "model missing", "device"])
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "dimensionality", "nan", "text", "fraction high", "fraction zero", "model missing", "device"],
+)
 def test_bad_input_one_line_nonzero_nothing_written(tmp_path, capsys, case):
     argv, message = _bad(tmp_path)[case]
     out = tmp_path / "result" / "out.npy"

@@ -8,7 +8,11 @@ def test_roi_curves_mean_and_sd_per_frame():
     frames[:, 2:4, 2:4] = np.arange(4)[:, None, None]
     frames[:, 6, 6] = 5
     frames[:, 6, 7] = 7
-    masks = {"lv_blood": np.zeros((10, 10), bool), "myocardium": np.zeros((10, 10), bool), "defect": np.zeros((10, 10), bool)}
+    masks = {
+        "lv_blood": np.zeros((10, 10), bool),
+        "myocardium": np.zeros((10, 10), bool),
+        "defect": np.zeros((10, 10), bool),
+    }
     masks["lv_blood"][2:4, 2:4] = True
     masks["myocardium"][6, 6:8] = True
     result = curves.roi_curves(frames, masks)
@@ -27,7 +31,10 @@ def test_xt_profile_samples_along_the_line():
 
 def test_csv_and_figure(tmp_path):
     times = np.arange(5) * 0.8
-    data = {"HR": {"lv_blood": (np.arange(5.0), np.ones(5))}, "LR": {"lv_blood": (np.arange(5.0) / 2, np.ones(5))}}
+    data = {
+        "HR": {"lv_blood": (np.arange(5.0), np.ones(5))},
+        "LR": {"lv_blood": (np.arange(5.0) / 2, np.ones(5))},
+    }
     path = curves.write_curves_csv(tmp_path / "c.csv", times, data)
     lines = path.read_text().splitlines()
     assert lines[0] == "time_s,HR:lv_blood:mean,HR:lv_blood:sd,LR:lv_blood:mean,LR:lv_blood:sd"

@@ -26,15 +26,26 @@ def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     write_phantom_dataset(root / "data", STUDIES, FRAMES, seed=70_000, progress=False)
     torch.manual_seed(0)
-    perfgen = save_model(root / "perfgen.safetensors", UNet(PRESETS["tiny"]), "perfgen-unet", PRESETS["tiny"],
-                         extra={"schedule": DiffusionSchedule().config()})
+    perfgen = save_model(
+        root / "perfgen.safetensors",
+        UNet(PRESETS["tiny"]),
+        "perfgen-unet",
+        PRESETS["tiny"],
+        extra={"schedule": DiffusionSchedule().config()},
+    )
     generator = Generator(GAN_PRESETS["tiny"].generator)
     with torch.no_grad():
         generator.tail[-1].weight.normal_(0, 0.05)  # not the identity, so GAN and zero-padding differ
     gan = save_model(root / "gan.safetensors", generator, "regain-generator", GAN_PRESETS["tiny"].generator)
     progress = []
-    result = evaluate([root / "data"], root / "out", models={"perfgen": str(perfgen), "gan": str(gan)}, steps=1,
-                      device="cpu", progress=lambda done, total: progress.append((done, total)))
+    result = evaluate(
+        [root / "data"],
+        root / "out",
+        models={"perfgen": str(perfgen), "gan": str(gan)},
+        steps=1,
+        device="cpu",
+        progress=lambda done, total: progress.append((done, total)),
+    )
     return root / "out", result, progress
 
 
@@ -47,11 +58,18 @@ def test_report_has_every_table_row_and_figure(evaluated):
     out, result, progress = evaluated
     report = result.report.read_text()
     assert progress[0] == (0, STUDIES) and progress[-1] == (STUDIES, STUDIES)
-    for heading in ("## Image quality against HR images", "## Image quality against the noise-free truth",
-                    "## Signal-time curves against HR", "## Defect-to-remote contrast", "## Figures"):
+    for heading in (
+        "## Image quality against HR images",
+        "## Image quality against the noise-free truth",
+        "## Signal-time curves against HR",
+        "## Defect-to-remote contrast",
+        "## Figures",
+    ):
         assert heading in report
     for label in ("LR (zero-pad)", "GAN", "PerfGen"):
-        assert len(re.findall(rf"^\| {re.escape(label)} \|", report, re.M)) == 4  # HR, truth, curves, contrast
+        assert (
+            len(re.findall(rf"^\| {re.escape(label)} \|", report, re.M)) == 4
+        )  # HR, truth, curves, contrast
     for pair in ("PerfGen vs GAN", "PerfGen vs LR (zero-pad)", "GAN vs LR (zero-pad)"):
         assert len(re.findall(rf"^\| {re.escape(pair)} \| (nRMSE|PSNR|SSIM) \|", report, re.M)) == 6
     linked = re.findall(r"\]\(([^)]+\.png)\)", report)
@@ -74,8 +92,10 @@ def test_report_numbers_match_scipy(evaluated):
     report = result.report.read_text()
     hr_section = report.split("## Image quality against the noise-free truth")[0]
     rows = [r for r in read_rows(out / "metrics.csv") if r["level"] == "study" and r["reference"] == "HR"]
-    values = {m: {k: np.array([float(r[k]) for r in rows if r["method"] == m]) for k in ("nrmse", "psnr", "ssim")}
-              for m in ("zeropad", "gan", "perfgen")}
+    values = {
+        m: {k: np.array([float(r[k]) for r in rows if r["method"] == m]) for k in ("nrmse", "psnr", "ssim")}
+        for m in ("zeropad", "gan", "perfgen")
+    }
     psnr = values["perfgen"]["psnr"]
     assert f"| {np.mean(psnr):.2f} ± {np.std(psnr, ddof=1):.2f} |" in hr_section
     nrmse = 100 * values["gan"]["nrmse"]
@@ -90,10 +110,16 @@ def test_report_numbers_match_scipy(evaluated):
 
 
 def test_statistics_and_sentences_on_a_hand_made_example():
-    perfgen = {"nrmse": np.array([0.025, 0.026, 0.024, 0.027, 0.022]), "psnr": np.array([32.0, 31.0, 33.5, 30.0, 32.2]),
-               "ssim": np.array([0.89, 0.88, 0.90, 0.87, 0.91])}
-    gan = {"nrmse": np.array([0.027, 0.0275, 0.026, 0.028, 0.024]), "psnr": np.array([32.5, 31.2, 33.9, 30.1, 32.9]),
-           "ssim": np.array([0.88, 0.88, 0.89, 0.86, 0.90])}
+    perfgen = {
+        "nrmse": np.array([0.025, 0.026, 0.024, 0.027, 0.022]),
+        "psnr": np.array([32.0, 31.0, 33.5, 30.0, 32.2]),
+        "ssim": np.array([0.89, 0.88, 0.90, 0.87, 0.91]),
+    }
+    gan = {
+        "nrmse": np.array([0.027, 0.0275, 0.026, 0.028, 0.024]),
+        "psnr": np.array([32.5, 31.2, 33.9, 30.1, 32.9]),
+        "ssim": np.array([0.88, 0.88, 0.89, 0.86, 0.90]),
+    }
     tests = comparison_tests({"perfgen": perfgen, "gan": gan})
     assert list(tests) == [("perfgen", "gan")]
     nrmse = tests[("perfgen", "gan")]["nrmse"]
@@ -137,12 +163,55 @@ def test_cli_evaluate_and_train_gan(tmp_path, capsys):
         assert exit_info.value.code == 0 and f"usage: perfgen-sr {name}" in capsys.readouterr().out
     for seed in range(3):
         np.save(tmp_path / f"study{seed}.npy", smooth_study(seed, frames=4).frames[:, 0])
-    assert main(["train-gan", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--preset", "tiny",
-                 "--steps", "2", "--batch", "2", "--workers", "0", "--val-studies", "1", "--progress-lines",
-                 "--adversarial-weight", "0.01", "--pretrain-steps", "1"]) == 0
+    assert (
+        main(
+            [
+                "train-gan",
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "run"),
+                "--preset",
+                "tiny",
+                "--steps",
+                "2",
+                "--batch",
+                "2",
+                "--workers",
+                "0",
+                "--val-studies",
+                "1",
+                "--progress-lines",
+                "--adversarial-weight",
+                "0.01",
+                "--pretrain-steps",
+                "1",
+            ]
+        )
+        == 0
+    )
     model = tmp_path / "run" / "model.safetensors"
-    assert main(["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "eval"), "--methods", "zeropad,gan",
-                 "--models", f"gan={model}", "--studies", "2", "--device", "cpu", "--progress-lines"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "eval"),
+                "--methods",
+                "zeropad,gan",
+                "--models",
+                f"gan={model}",
+                "--studies",
+                "2",
+                "--device",
+                "cpu",
+                "--progress-lines",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "PROGRESS 2 2" in out and "GAN" in out and (tmp_path / "eval" / "report.md").is_file()
     assert main(["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "bad"), "--models", "gan"]) == 2

@@ -28,7 +28,9 @@ def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.parametrize("preset,low,high", [("paper", 16.0e6, 17.0e6), ("small", 0.8e6, 1.5e6), ("tiny", 1e3, 2e4)])
+@pytest.mark.parametrize(
+    "preset,low,high", [("paper", 16.0e6, 17.0e6), ("small", 0.8e6, 1.5e6), ("tiny", 1e3, 2e4)]
+)
 def test_generator_sizes_and_shapes(preset, low, high):
     with torch.device("meta"):  # sizes and shapes without allocating the 16.6M-parameter network
         generator = Generator(PRESETS[preset].generator)
@@ -53,15 +55,28 @@ def test_discriminator_gives_a_patch_map(preset, stages):
 
 
 def tiny_config(**changes) -> TrainConfig:
-    settings = dict(preset="tiny", steps=6, batch=4, lr=1e-4, workers=0, val_every=3, checkpoint_every=3,
-                    log_every=1, val_pairs=4, extra={"pretrain_steps": 2})
+    settings = dict(
+        preset="tiny",
+        steps=6,
+        batch=4,
+        lr=1e-4,
+        workers=0,
+        val_every=3,
+        checkpoint_every=3,
+        log_every=1,
+        val_pairs=4,
+        extra={"pretrain_steps": 2},
+    )
     return TrainConfig(**{**settings, **changes})
 
 
 def fixed_batch():
     """Blocky images and their 30% LR, normalised: far from each other, so the step has work to do."""
     rng = np.random.default_rng(0)
-    hr = ndimage.gaussian_filter(ndimage.zoom(rng.random((8, 8, 8)), (1, 4, 4), order=0), (0, 0.7, 0.7)) * 2 - 1
+    hr = (
+        ndimage.gaussian_filter(ndimage.zoom(rng.random((8, 8, 8)), (1, 4, 4), order=0), (0, 0.7, 0.7)) * 2
+        - 1
+    )
     lr = kspace.degrade(hr, 0.3)
     return torch.tensor(lr[:, None], dtype=torch.float32), torch.tensor(hr[:, None], dtype=torch.float32)
 
@@ -77,8 +92,14 @@ def test_one_adversarial_step_lowers_the_pixel_loss():
     with torch.no_grad():
         after = F.mse_loss(objective.generator(lr), hr).item()
     assert after < 0.995 * before
-    assert row["pixel"] == pytest.approx(before, rel=1e-5) and row["adversarial"] > 0 and row["discriminator"] > 0
-    assert any(not torch.equal(a, b) for a, b in zip(discriminator_before, objective.discriminator.parameters()))
+    assert (
+        row["pixel"] == pytest.approx(before, rel=1e-5)
+        and row["adversarial"] > 0
+        and row["discriminator"] > 0
+    )
+    assert any(
+        not torch.equal(a, b) for a, b in zip(discriminator_before, objective.discriminator.parameters())
+    )
 
 
 def test_pretraining_leaves_the_discriminator_alone():
@@ -103,8 +124,10 @@ def test_loss_settings_and_the_perceptual_term(tmp_path):
     assert losses.pretrain_steps == 20 and losses.vgg_weights is None
     assert GanObjective(TrainConfig(preset="tiny"), Distributed(CPU)).perceptual is None
     with pytest.raises(PerfGenError, match="not found"):
-        GanObjective(TrainConfig(preset="tiny", extra={"vgg_weights": str(tmp_path / "vgg.safetensors")}),
-                     Distributed(CPU))
+        GanObjective(
+            TrainConfig(preset="tiny", extra={"vgg_weights": str(tmp_path / "vgg.safetensors")}),
+            Distributed(CPU),
+        )
     with pytest.raises(PerfGenError, match="--vgg-weights"):
         gan_losses(TrainConfig(extra={"perceptual": 0.1}))
     with pytest.raises(PerfGenError, match="unknown GAN setting"):
@@ -126,7 +149,9 @@ def test_train_and_resume_through_the_shared_loop(tmp_path, studies):
         for key, value in straight[part].items():
             assert torch.equal(value, split[part][key]), (part, key)
     log = (tmp_path / "split" / "log.csv").read_text().splitlines()
-    assert len(log) == 7 and all(c in log[0] for c in ("pixel", "fft", "adversarial", "discriminator", "val_psnr"))
+    assert len(log) == 7 and all(
+        c in log[0] for c in ("pixel", "fft", "adversarial", "discriminator", "val_psnr")
+    )
     model = load_model(tmp_path / "split" / "model.safetensors", "regain-generator")
     assert model.meta["training"]["step"] == 6 and model.meta["losses"]["pretrain_steps"] == 2
     assert model.meta["training"]["objective"] == "gan"
@@ -134,8 +159,10 @@ def test_train_and_resume_through_the_shared_loop(tmp_path, studies):
 
 def test_models_load_a_generator_without_importing_gan_first(tmp_path, studies):
     train(GanObjective, studies[:2], [], tiny_config(steps=1), tmp_path / "run", CPU)
-    script = ("import sys; from PerfGenSRLib.models import load_model; "
-              f"m = load_model({str(tmp_path / 'run')!r}, 'regain-generator'); "
-              "print(type(m.module).__name__, 'PerfGenSRLib.gan' in sys.modules)")
+    script = (
+        "import sys; from PerfGenSRLib.models import load_model; "
+        f"m = load_model({str(tmp_path / 'run')!r}, 'regain-generator'); "
+        "print(type(m.module).__name__, 'PerfGenSRLib.gan' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["Generator", "True"]

@@ -21,8 +21,13 @@ def test_npy_round_trip_keeps_layout(tmp_path):
 @pytest.mark.parametrize("slices", [1, 3])
 def test_nifti_round_trip_keeps_geometry_and_times(tmp_path, slices):
     frames = np.random.default_rng(2).random((4, slices, 16, 12)).astype(np.float32)
-    study = io.Study(frames, spacing=(1.5, 1.8, 8.0), origin=(10.0, -5.0, 3.0), frame_times=np.arange(4) * 0.9,
-                     single_slice=slices == 1)
+    study = io.Study(
+        frames,
+        spacing=(1.5, 1.8, 8.0),
+        origin=(10.0, -5.0, 3.0),
+        frame_times=np.arange(4) * 0.9,
+        single_slice=slices == 1,
+    )
     if slices == 1:
         study.origin = (10.0, -5.0, 0.0)
         study.spacing = (1.5, 1.8, 1.0)
@@ -41,14 +46,17 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda p: None, "no such file"),
-    (lambda p: p.write_text("hello"), "unsupported file type"),
-    (lambda p: np.save(p.with_suffix(".npy"), np.zeros((10, 10))), "expected a"),
-    (lambda p: np.save(p.with_suffix(".npy"), np.full((2, 10, 10), np.nan)), "NaN"),
-    (lambda p: np.save(p.with_suffix(".npy"), np.zeros((2, 10, 10), complex)), "complex"),
-    (lambda p: np.save(p.with_suffix(".npy"), np.zeros((2, 1, 10))), "matrix"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text("hello"), "unsupported file type"),
+        (lambda p: np.save(p.with_suffix(".npy"), np.zeros((10, 10))), "expected a"),
+        (lambda p: np.save(p.with_suffix(".npy"), np.full((2, 10, 10), np.nan)), "NaN"),
+        (lambda p: np.save(p.with_suffix(".npy"), np.zeros((2, 10, 10), complex)), "complex"),
+        (lambda p: np.save(p.with_suffix(".npy"), np.zeros((2, 1, 10))), "matrix"),
+    ],
+)
 def test_bad_inputs_are_refused(tmp_path, make, message):
     path = tmp_path / "bad.txt"
     make(path)

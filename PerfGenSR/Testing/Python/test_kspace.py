@@ -14,7 +14,7 @@ def paper_truncation(image: np.ndarray, fraction: float) -> np.ndarray:
         n = k.shape[0]
         m = max(1, int(round(fraction * n)))
         mask = np.zeros(n, bool)
-        mask[n // 2 - m // 2: n // 2 - m // 2 + m] = True
+        mask[n // 2 - m // 2 : n // 2 - m // 2 + m] = True
         k[~mask] = 0
         out[index] = np.abs(np.fft.ifft2(np.fft.ifftshift(k)))
     return out
@@ -35,7 +35,9 @@ def test_kept_lines_equal_hr_lines_and_others_are_zero(n):
     keep = kspace.kept_lines(n, 0.4)
     # a real image's degraded version is complex before the magnitude; check the complex k-space directly
     k_hr = kspace.to_kspace(image)
-    lr_complex = kspace.from_kspace(np.where(np.isin(np.arange(n), np.r_[kspace.central_block(n, keep)])[:, None], k_hr, 0))
+    lr_complex = kspace.from_kspace(
+        np.where(np.isin(np.arange(n), np.r_[kspace.central_block(n, keep)])[:, None], k_hr, 0)
+    )
     k_lr = kspace.to_kspace(lr_complex)
     block = kspace.central_block(n, keep)
     np.testing.assert_allclose(k_lr[block], k_hr[block], atol=1e-9)
@@ -81,7 +83,9 @@ def test_prospective_zero_padding_equals_simulated_truncation(n, fraction):
 
 def test_torch_and_numpy_agree_on_batches():
     image = np.random.default_rng(5).random((2, 3, 40, 33)).astype(np.float32)
-    np.testing.assert_allclose(kspace.degrade(torch.from_numpy(image), 0.4).numpy(), kspace.degrade(image, 0.4), atol=1e-5)
+    np.testing.assert_allclose(
+        kspace.degrade(torch.from_numpy(image), 0.4).numpy(), kspace.degrade(image, 0.4), atol=1e-5
+    )
 
 
 def test_data_consistency_restores_measured_lines():

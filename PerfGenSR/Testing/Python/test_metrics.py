@@ -28,8 +28,14 @@ def test_ssim_matches_scikit_image_gaussian_wang(pair):
     peak = ref.max()
     ours = metrics.ssim(pred, ref, peak)
     for t in range(3):
-        theirs = structural_similarity(ref[t] * 255 / peak, pred[t] * 255 / peak, data_range=255,
-                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        theirs = structural_similarity(
+            ref[t] * 255 / peak,
+            pred[t] * 255 / peak,
+            data_range=255,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
         assert ours[t] == pytest.approx(theirs, abs=1e-9)
     assert metrics.ssim(ref, ref, peak) == pytest.approx(np.ones(3))
 
@@ -37,7 +43,9 @@ def test_ssim_matches_scikit_image_gaussian_wang(pair):
 def test_nrmse_matches_scikit_image_min_max(pair):
     pred, ref = pair
     for t in range(3):
-        assert metrics.nrmse(pred, ref)[t] == pytest.approx(normalized_root_mse(ref[t], pred[t], normalization="min-max"))
+        assert metrics.nrmse(pred, ref)[t] == pytest.approx(
+            normalized_root_mse(ref[t], pred[t], normalization="min-max")
+        )
 
 
 def test_fov_crop_is_96_and_stays_inside():

@@ -19,7 +19,9 @@ ICON = ROOT / "PerfGenSR" / "Resources" / "Icons" / "PerfGenSR.png"
 TRAIN_DIR = ROOT / "PerfGenSRTrain"
 SLICER_MODULES = {"slicer", "qt", "ctk", "vtk", "SampleData", "PyTorchUtils"}
 WIDGET_TYPES = {  # parameter type each widget class holds
-    "QCheckBox": {"bool"}, "QSpinBox": {"int"}, "QDoubleSpinBox": {"float"},
+    "QCheckBox": {"bool"},
+    "QSpinBox": {"int"},
+    "QDoubleSpinBox": {"float"},
     "qMRMLNodeComboBox": {"vtkMRMLSequenceNode", "vtkMRMLSegmentationNode"},
 }
 
@@ -43,9 +45,15 @@ def module_constant(tree: ast.Module, name: str):
 
 def ui_names_used(tree: ast.Module) -> set[str]:
     """Every widget the module looks up: self.ui.<name>, plus the names it reaches with getattr."""
-    names = {node.attr for node in ast.walk(tree)
-             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
-             and node.value.attr == "ui" and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
+    names = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "ui"
+        and isinstance(node.value.value, ast.Name)
+        and node.value.value.id == "self"
+    }
     names |= set(module_constant(tree, "METHOD_CHECKBOXES").values())
     names |= set(module_constant(tree, "MODEL_PATH_EDITS").values())
     return names
@@ -53,7 +61,9 @@ def ui_names_used(tree: ast.Module) -> set[str]:
 
 def parameter_fields(tree: ast.Module) -> dict[str, str]:
     """Fields of the parameter node wrapper class: name -> base type name."""
-    cls = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "PerfGenSRParameterNode")
+    cls = next(
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "PerfGenSRParameterNode"
+    )
     fields = {}
     for node in cls.body:
         if isinstance(node, ast.AnnAssign):
@@ -86,7 +96,9 @@ def test_ui_parameter_names_match_the_parameter_node(tree, ui_widgets):
     assert connected, "no widget is connected to the parameter node"
     for parameter, widget_class in connected.items():
         assert parameter in fields, f"{parameter} (in the .ui) is not a parameter node field"
-        assert fields[parameter] in WIDGET_TYPES[widget_class], f"{parameter}: {widget_class} cannot hold {fields[parameter]}"
+        assert fields[parameter] in WIDGET_TYPES[widget_class], (
+            f"{parameter}: {widget_class} cannot hold {fields[parameter]}"
+        )
     # the fields no widget is connected to are the ones the module sets by hand
     assert set(fields) - set(connected) == {"sampler", "device", "perfgenModel", "ganModel"}
     source = MODULE.read_text()
@@ -103,7 +115,9 @@ def test_module_compiles_and_imports_only_slicer_stdlib_and_engine_at_module_lev
         elif isinstance(node, ast.ImportFrom):
             top_level.add(node.module.split(".")[0])
     allowed = SLICER_MODULES | set(sys.stdlib_module_names) | {"PerfGenSRLib"}
-    assert top_level <= allowed, f"module-level imports outside Slicer/stdlib/engine: {sorted(top_level - allowed)}"
+    assert top_level <= allowed, (
+        f"module-level imports outside Slicer/stdlib/engine: {sorted(top_level - allowed)}"
+    )
     assert "torch" not in top_level and "numpy" not in top_level
     classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
     assert {"PerfGenSR", "PerfGenSRWidget", "PerfGenSRLogic", "PerfGenSRTest"} <= classes
@@ -115,10 +129,17 @@ def test_module_does_no_numerics(tree):
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {"numpy", "scipy", "math"} & {name.split(".")[0] for name in imported}
-    engine = {node.module.split(".")[1] for node in ast.walk(tree)
-              if isinstance(node, ast.ImportFrom) and node.module.startswith("PerfGenSRLib.")}
-    engine |= {alias.name for node in ast.walk(tree)
-               if isinstance(node, ast.ImportFrom) and node.module == "PerfGenSRLib" for alias in node.names}
+    engine = {
+        node.module.split(".")[1]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("PerfGenSRLib.")
+    }
+    engine |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "PerfGenSRLib"
+        for alias in node.names
+    }
     assert {"scene", "process", "sample"} <= engine  # it delegates: scene logic, background runs, the engine
 
 
@@ -150,8 +171,11 @@ def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
     wrapper = types.ModuleType("slicer.parameterNodeWrapper")
     wrapper.parameterNodeWrapper = lambda cls: cls
     wrapper.WithinRange = lambda low, high: (low, high)
-    for name, module in {"qt": qt, "slicer.ScriptedLoadableModule": base,
-                         "slicer.parameterNodeWrapper": wrapper}.items():
+    for name, module in {
+        "qt": qt,
+        "slicer.ScriptedLoadableModule": base,
+        "slicer.parameterNodeWrapper": wrapper,
+    }.items():
         monkeypatch.setitem(sys.modules, name, module)
 
     mrml = slicer.vtkMRMLScene()
@@ -194,7 +218,9 @@ def train_module():
 def test_cli_xml_parameters_match_the_script(train_module):
     root = ET.parse(TRAIN_DIR / "PerfGenSRTrain.xml").getroot()
     assert root.tag == "executable" and root.findtext("title")
-    options = {action.dest: action for action in train_module.build_parser()._actions if action.option_strings}
+    options = {
+        action.dest: action for action in train_module.build_parser()._actions if action.option_strings
+    }
     parameters = [p for group in root.iter("parameters") for p in group if p.find("name") is not None]
     assert len(parameters) == len(options) - 1  # all but --help
     for parameter in parameters:
@@ -203,7 +229,9 @@ def test_cli_xml_parameters_match_the_script(train_module):
         default = parameter.findtext("default")
         if default is not None:
             expected = options[name].default
-            assert str(expected).lower() == default.lower(), f"{name}: xml default {default}, script {expected}"
+            assert str(expected).lower() == default.lower(), (
+                f"{name}: xml default {default}, script {expected}"
+            )
         if parameter.tag == "string-enumeration":
             assert [e.text for e in parameter.iter("element")] == list(options[name].choices)
 
@@ -224,10 +252,16 @@ def test_cli_turns_progress_lines_into_filter_progress(train_module):
     translator = train_module.ProgressTranslator(Sink())
     translator.write("PROGRESS 1 4\nloss 0.5\nPROGRESS 2")
     translator.write(" 4\n")
-    assert Sink.text == "<filter-progress>0.2500</filter-progress>\nloss 0.5\n<filter-progress>0.5000</filter-progress>\n"
+    assert (
+        Sink.text
+        == "<filter-progress>0.2500</filter-progress>\nloss 0.5\n<filter-progress>0.5000</filter-progress>\n"
+    )
     args = train_module.build_parser().parse_args(["--phantomCases", "3", "--outputDir", "run", "--resume"])
     command = train_module.train_arguments(args)
-    assert command[:3] == ["train", "--phantom-cases", "3"] and command[-2:] == ["--progress-lines", "--resume"]
+    assert command[:3] == ["train", "--phantom-cases", "3"] and command[-2:] == [
+        "--progress-lines",
+        "--resume",
+    ]
 
 
 def test_cli_trains_with_the_real_engine_and_checkpoints(train_module, tmp_path, capsys):
@@ -239,8 +273,20 @@ def test_cli_trains_with_the_real_engine_and_checkpoints(train_module, tmp_path,
     for i in range(3):
         np.save(data / f"study{i}.npy", (rng.random((3, 48, 48)) * 100).astype(np.float32))
     run = tmp_path / "run"
-    common = ["--dataDir", str(data), "--outputDir", str(run), "--preset", "tiny", "--batch", "1",
-              "--checkpointEvery", "1", "--device", "cpu"]
+    common = [
+        "--dataDir",
+        str(data),
+        "--outputDir",
+        str(run),
+        "--preset",
+        "tiny",
+        "--batch",
+        "1",
+        "--checkpointEvery",
+        "1",
+        "--device",
+        "cpu",
+    ]
     assert train_module.main([*common, "--steps", "1"]) == 0
     first = capsys.readouterr().out
     assert "<filter-progress>1.0000</filter-progress>" in first and "PROGRESS" not in first
@@ -254,8 +300,14 @@ def test_cli_trains_with_the_real_engine_and_checkpoints(train_module, tmp_path,
 
 def test_cmake_files_name_what_exists():
     root = (ROOT / "CMakeLists.txt").read_text()
-    for variable in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
-                     "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+    for variable in (
+        "EXTENSION_HOMEPAGE",
+        "EXTENSION_CATEGORY",
+        "EXTENSION_CONTRIBUTORS",
+        "EXTENSION_DESCRIPTION",
+        "EXTENSION_ICONURL",
+        "EXTENSION_SCREENSHOTURLS",
+    ):
         assert re.search(rf'set\({variable} "[^"]+"\)', root), variable
     assert re.search(r'set\(EXTENSION_DEPENDS "PyTorch"\)', root)
     for directory in re.findall(r"add_subdirectory\((\w+)\)", root):
@@ -263,6 +315,9 @@ def test_cmake_files_name_what_exists():
     module = (ROOT / "PerfGenSR" / "CMakeLists.txt").read_text()
     assert "slicerMacroBuildScriptedModule" in module and "WITH_GENERIC_TESTS" in module
     for resource in ("Resources/Icons/${MODULE_NAME}.png", "Resources/UI/${MODULE_NAME}.ui"):
-        assert resource in module and (ROOT / "PerfGenSR" / resource.replace("${MODULE_NAME}", "PerfGenSR")).exists()
+        assert (
+            resource in module
+            and (ROOT / "PerfGenSR" / resource.replace("${MODULE_NAME}", "PerfGenSR")).exists()
+        )
     assert "PerfGenSRLib/*.py" in module
     assert "slicerMacroBuildScriptedCLI" in (TRAIN_DIR / "CMakeLists.txt").read_text()

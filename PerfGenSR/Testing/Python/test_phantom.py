@@ -92,8 +92,13 @@ def test_masks_are_disjoint_and_the_heart_fits_the_crop(studies):
         assert half <= r <= h - half and half <= c <= w - half
         heart = m["lv_blood"] | m["rv_blood"] | m["myocardium"]
         rows, cols = np.nonzero(heart)
-        assert rows.min() >= r - half and rows.max() < r + half and cols.min() >= c - half and cols.max() < c + half
-        assert m["lv_blood"][r - 2:r + 3, c - 2:c + 3].any()  # the centre is the LV's
+        assert (
+            rows.min() >= r - half
+            and rows.max() < r + half
+            and cols.min() >= c - half
+            and cols.max() < c + half
+        )
+        assert m["lv_blood"][r - 2 : r + 3, c - 2 : c + 3].any()  # the centre is the LV's
 
 
 def test_defect_kinds(studies):
@@ -147,7 +152,7 @@ def test_field_of_view_is_not_mostly_black():
     body = frame > 3 * sigma
     assert body.mean() > 0.3
     r, c = study.heart_center
-    crop = frame[r - HEART_CROP // 2:r + HEART_CROP // 2, c - HEART_CROP // 2:c + HEART_CROP // 2]
+    crop = frame[r - HEART_CROP // 2 : r + HEART_CROP // 2, c - HEART_CROP // 2 : c + HEART_CROP // 2]
     assert (crop > 0.1 * top).mean() > 0.5
     # textured, not flat: tissue outside the heart is not a handful of constants
     outside = frame[body & ~np.isin(labels_from_masks(study.masks), [1, 2, 3, 4])]
@@ -164,7 +169,12 @@ def test_labels_round_trip(studies):
 def test_write_read_round_trip(studies, tmp_path):
     study = studies[2]
     folder = write_phantom_study(study, tmp_path / "case")
-    assert sorted(p.name for p in folder.iterdir()) == ["image.nii.gz", "masks.nii.gz", "metadata.json", "truth.nii.gz"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "image.nii.gz",
+        "masks.nii.gz",
+        "metadata.json",
+        "truth.nii.gz",
+    ]
     back = read_phantom_study(folder)
     assert np.array_equal(back.frames, study.frames) and np.array_equal(back.truth, study.truth)
     assert all(np.array_equal(back.masks[k], study.masks[k]) for k in study.masks)

@@ -45,12 +45,14 @@ def test_parse_progress_accepts_only_progress_lines():
 
 
 def test_progress_is_read_while_the_process_runs_and_when_it_ends():
-    script = ("import sys, time\n"
-              "print('loading model', flush=True)\n"
-              "for i in range(1, 4):\n"
-              "    print(f'PROGRESS {i} 5', flush=True); time.sleep(0.05)\n"
-              "time.sleep(0.6)\n"
-              "print('PROGRESS 5 5', flush=True)\n")
+    script = (
+        "import sys, time\n"
+        "print('loading model', flush=True)\n"
+        "for i in range(1, 4):\n"
+        "    print(f'PROGRESS {i} 5', flush=True); time.sleep(0.05)\n"
+        "time.sleep(0.6)\n"
+        "print('PROGRESS 5 5', flush=True)\n"
+    )
     process = BackgroundProcess([sys.executable, "-c", script])
     start = time.monotonic()
     first = process.poll()
@@ -63,25 +65,32 @@ def test_progress_is_read_while_the_process_runs_and_when_it_ends():
 
 
 def test_failure_reports_the_last_stderr_line():
-    script = ("import sys\n"
-              "print('PROGRESS 1 4', flush=True)\n"
-              "print('Traceback noise', file=sys.stderr)\n"
-              "print('perfgen-sr super-resolve: error: no bundled gan model; give one with --model', file=sys.stderr)\n"
-              "sys.exit(2)\n")
+    script = (
+        "import sys\n"
+        "print('PROGRESS 1 4', flush=True)\n"
+        "print('Traceback noise', file=sys.stderr)\n"
+        "print('perfgen-sr super-resolve: error: no bundled gan model; give one with --model', file=sys.stderr)\n"
+        "sys.exit(2)\n"
+    )
     process = BackgroundProcess([sys.executable, "-c", script])
     final = process.wait(20)
     assert final.finished and final.returncode == 2 and not final.succeeded
     assert final.done == 1
-    assert process.error_message == "perfgen-sr super-resolve: error: no bundled gan model; give one with --model"
+    assert (
+        process.error_message
+        == "perfgen-sr super-resolve: error: no bundled gan model; give one with --model"
+    )
 
 
 def test_cancel_kills_the_process_and_its_children(tmp_path):
     pid_file = tmp_path / "child.pid"
-    script = ("import subprocess, sys, time\n"
-              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-              f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
-              "print('PROGRESS 0 10', flush=True)\n"
-              "time.sleep(60)\n")
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "print('PROGRESS 0 10', flush=True)\n"
+        "time.sleep(60)\n"
+    )
     process = BackgroundProcess([sys.executable, "-c", script])
     poll_until(process, lambda p: p.total == 10)
     child = int(pid_file.read_text())
@@ -98,10 +107,12 @@ def test_cancel_kills_the_process_and_its_children(tmp_path):
 
 
 def test_cancel_kills_a_process_that_ignores_sigterm():
-    script = ("import signal, time\n"
-              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-              "print('PROGRESS 0 1', flush=True)\n"
-              "time.sleep(60)\n")
+    script = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('PROGRESS 0 1', flush=True)\n"
+        "time.sleep(60)\n"
+    )
     process = BackgroundProcess([sys.executable, "-c", script])
     poll_until(process, lambda p: p.total == 1)
     process.cancel(grace=0.3)

@@ -69,15 +69,22 @@ def inputs(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     unet = UNet(PRESETS["tiny"])
-    save_model(folder / "perfgen.safetensors", unet, "perfgen-unet", PRESETS["tiny"],
-               extra={"schedule": DiffusionSchedule().config()})
+    save_model(
+        folder / "perfgen.safetensors",
+        unet,
+        "perfgen-unet",
+        PRESETS["tiny"],
+        extra={"schedule": DiffusionSchedule().config()},
+    )
     generator = gan.PRESETS["tiny"].generator
     save_model(folder / "gan.safetensors", gan.Generator(generator), "regain-generator", generator)
     weights = (folder / "perfgen.safetensors").read_bytes()
     (folder / "corrupt.safetensors").write_bytes(weights[: len(weights) // 2])
     (folder / "corrupt.json").write_text((folder / "perfgen.json").read_text())
-    torch.save({"state_dict": unet.state_dict(), "config": asdict(PRESETS["tiny"]), "architecture": "perfgen-unet"},
-               folder / "legacy.pt")
+    torch.save(
+        {"state_dict": unet.state_dict(), "config": asdict(PRESETS["tiny"]), "architecture": "perfgen-unet"},
+        folder / "legacy.pt",
+    )
     return folder
 
 
@@ -85,8 +92,16 @@ def write_ct_series(folder: Path) -> None:
     """A CT volume as DICOM: one image per slice position, all at one time."""
     series, study = generate_uid(), generate_uid()
     for k in range(6):
-        ds = mr_image(np.full((32, 32), 24, np.uint16), series=series, study=study, position=CORNER + 2.5 * k * NORMAL,
-                      instance=k + 1, SOPClassUID=CTImageStorage, Modality="CT", ImageType=["ORIGINAL", "PRIMARY", "AXIAL"])
+        ds = mr_image(
+            np.full((32, 32), 24, np.uint16),
+            series=series,
+            study=study,
+            position=CORNER + 2.5 * k * NORMAL,
+            instance=k + 1,
+            SOPClassUID=CTImageStorage,
+            Modality="CT",
+            ImageType=["ORIGINAL", "PRIMARY", "AXIAL"],
+        )
         save(ds, folder / f"ct{k}.dcm")
 
 
@@ -131,11 +146,46 @@ BAD_FILES = {  # kind: (file in the inputs folder, what the message says)
 }
 READING_COMMANDS = {  # command: its arguments with the study to read as {input}
     "degrade": ["degrade", "--input", "{input}", "--output", "{out}/lr.npy"],
-    "super-resolve": ["super-resolve", "--input", "{input}", "--output", "{out}/sr.npy", "--method", "zeropad"],
+    "super-resolve": [
+        "super-resolve",
+        "--input",
+        "{input}",
+        "--output",
+        "{out}/sr.npy",
+        "--method",
+        "zeropad",
+    ],
     "curves": ["curves", "--input", "{input}", "--rois", "{d}/labels.npy", "--out", "{out}/curves"],
-    "train": ["train", "--data", "{input}", "{d}/study.npy", "{d}/study2.npy", "--out", "{out}/run", "--preset", "tiny",
-              "--steps", "1", "--workers", "0", "--val-studies", "1", "--device", "cpu"],
-    "evaluate": ["evaluate", "--data", "{input}", "--out", "{out}/report", "--methods", "zeropad", "--device", "cpu"],
+    "train": [
+        "train",
+        "--data",
+        "{input}",
+        "{d}/study.npy",
+        "{d}/study2.npy",
+        "--out",
+        "{out}/run",
+        "--preset",
+        "tiny",
+        "--steps",
+        "1",
+        "--workers",
+        "0",
+        "--val-studies",
+        "1",
+        "--device",
+        "cpu",
+    ],
+    "evaluate": [
+        "evaluate",
+        "--data",
+        "{input}",
+        "--out",
+        "{out}/report",
+        "--methods",
+        "zeropad",
+        "--device",
+        "cpu",
+    ],
 }
 
 
@@ -151,67 +201,137 @@ def test_bad_input_file_is_refused(kind, command, inputs, tmp_path, capsys):
 # --- bad options: each command's own ------------------------------------------------------------------
 
 SR = ["super-resolve", "--input", "{d}/study.npy", "--output", "{out}/sr.npy"]
-TRAIN = ["train", "--data", "{d}/study.npy", "{d}/study2.npy", "--out", "{out}/run", "--preset", "tiny", "--steps", "2",
-         "--workers", "0", "--val-studies", "1"]
+TRAIN = [
+    "train",
+    "--data",
+    "{d}/study.npy",
+    "{d}/study2.npy",
+    "--out",
+    "{out}/run",
+    "--preset",
+    "tiny",
+    "--steps",
+    "2",
+    "--workers",
+    "0",
+    "--val-studies",
+    "1",
+]
 EVALUATE = ["evaluate", "--data", "{d}/study.npy", "--out", "{out}/report", "--steps", "1"]
 FRACTIONS = ["0", "-0.1", "1.5", "nan"]
 BAD_OPTIONS = {  # case: (arguments, what the message says)
-    **{f"degrade: fraction {f}": (["degrade", "--input", "{d}/study.npy", "--output", "{out}/lr.npy", "--fraction", f],
-                                  "fraction must be in (0, 1]") for f in FRACTIONS},
-    **{f"super-resolve: fraction {f}": ([*SR, "--method", "zeropad", "--fraction", f], "fraction must be in (0, 1]")
-       for f in FRACTIONS},
-    **{f"evaluate: fraction {f}": ([*EVALUATE, "--methods", "zeropad", "--fraction", f], "fraction must be in (0, 1]")
-       for f in FRACTIONS},
-    "degrade: unsupported output type": (["degrade", "--input", "{d}/study.npy", "--output", "{out}/lr.png"],
-                                         "unsupported output type"),
-    "degrade: output inside a file": (["degrade", "--input", "{d}/study.npy", "--output", "{d}/study.npy/lr.npy"],
-                                      "check the path, its permissions and the free disk space"),
-    "degrade: output is the input": (["degrade", "--input", "{d}/study.npy", "--output", "{d}/study.npy"],
-                                     "--output is the input"),
-    "super-resolve: unsupported output type": ([*SR[:-1], "{out}/sr.png", "--method", "zeropad"],
-                                               "unsupported output type"),
-    "super-resolve: output is the input": ([*SR[:-1], "{d}/study.npy", "--method", "zeropad"], "--output is the input"),
+    **{
+        f"degrade: fraction {f}": (
+            ["degrade", "--input", "{d}/study.npy", "--output", "{out}/lr.npy", "--fraction", f],
+            "fraction must be in (0, 1]",
+        )
+        for f in FRACTIONS
+    },
+    **{
+        f"super-resolve: fraction {f}": (
+            [*SR, "--method", "zeropad", "--fraction", f],
+            "fraction must be in (0, 1]",
+        )
+        for f in FRACTIONS
+    },
+    **{
+        f"evaluate: fraction {f}": (
+            [*EVALUATE, "--methods", "zeropad", "--fraction", f],
+            "fraction must be in (0, 1]",
+        )
+        for f in FRACTIONS
+    },
+    "degrade: unsupported output type": (
+        ["degrade", "--input", "{d}/study.npy", "--output", "{out}/lr.png"],
+        "unsupported output type",
+    ),
+    "degrade: output inside a file": (
+        ["degrade", "--input", "{d}/study.npy", "--output", "{d}/study.npy/lr.npy"],
+        "check the path, its permissions and the free disk space",
+    ),
+    "degrade: output is the input": (
+        ["degrade", "--input", "{d}/study.npy", "--output", "{d}/study.npy"],
+        "--output is the input",
+    ),
+    "super-resolve: unsupported output type": (
+        [*SR[:-1], "{out}/sr.png", "--method", "zeropad"],
+        "unsupported output type",
+    ),
+    "super-resolve: output is the input": (
+        [*SR[:-1], "{d}/study.npy", "--method", "zeropad"],
+        "--output is the input",
+    ),
     "super-resolve: DICOM output into a folder of other files": (
-        [*SR[:-1], "{d}/no_dicom", "--method", "zeropad"], "holds files other than DICOM"),
-    "super-resolve: --uncertainty with one sample": ([*SR, "--method", "zeropad", "--uncertainty", "{out}/sd.npy"],
-                                                     "--uncertainty needs PerfGen with 2 or more samples"),
-    "super-resolve: measured lines 0": ([*SR, "--method", "gan", "--model", "{d}/gan.safetensors", "--measured-lines",
-                                         "0"], "--measured-lines must be between 1 and 40"),
+        [*SR[:-1], "{d}/no_dicom", "--method", "zeropad"],
+        "holds files other than DICOM",
+    ),
+    "super-resolve: --uncertainty with one sample": (
+        [*SR, "--method", "zeropad", "--uncertainty", "{out}/sd.npy"],
+        "--uncertainty needs PerfGen with 2 or more samples",
+    ),
+    "super-resolve: measured lines 0": (
+        [*SR, "--method", "gan", "--model", "{d}/gan.safetensors", "--measured-lines", "0"],
+        "--measured-lines must be between 1 and 40",
+    ),
     "super-resolve: batch 0": ([*SR, "--method", "zeropad", "--batch", "0"], "--batch must be at least 1"),
-    "super-resolve: PerfGen given a GAN generator": ([*SR, "--model", "{d}/gan.safetensors"],
-                                                     "is a GAN generator, not a PerfGen U-Net"),
-    "super-resolve: GAN given a PerfGen U-Net": ([*SR, "--method", "gan", "--model", "{d}/perfgen.safetensors"],
-                                                 "is a PerfGen U-Net, not a GAN generator"),
+    "super-resolve: PerfGen given a GAN generator": (
+        [*SR, "--model", "{d}/gan.safetensors"],
+        "is a GAN generator, not a PerfGen U-Net",
+    ),
+    "super-resolve: GAN given a PerfGen U-Net": (
+        [*SR, "--method", "gan", "--model", "{d}/perfgen.safetensors"],
+        "is a PerfGen U-Net, not a GAN generator",
+    ),
     "super-resolve: corrupt model": ([*SR, "--model", "{d}/corrupt.safetensors"], "the file is damaged"),
     "super-resolve: missing model": ([*SR, "--model", "{d}/none.safetensors"], "not found"),
-    "super-resolve: legacy .pt without --trust-checkpoint": ([*SR, "--model", "{d}/legacy.pt"],
-                                                             "legacy PyTorch checkpoint"),
+    "super-resolve: legacy .pt without --trust-checkpoint": (
+        [*SR, "--model", "{d}/legacy.pt"],
+        "legacy PyTorch checkpoint",
+    ),
     "super-resolve: device tpu": ([*SR, "--method", "zeropad", "--device", "tpu"], "unknown device 'tpu'"),
     "super-resolve: device cuda:9": ([*SR, "--method", "zeropad", "--device", "cuda:9"], "device 'cuda:9'"),
-    "curves: labels on another grid": (["curves", "--input", "{d}/study.npy", "--rois", "{d}/labels_small.npy",
-                                        "--out", "{out}/curves"], "ROI labels have shape"),
-    "curves: labels without ROIs": (["curves", "--input", "{d}/study.npy", "--rois", "{d}/labels_empty.npy",
-                                     "--out", "{out}/curves"], "holds no ROI labels"),
+    "curves: labels on another grid": (
+        ["curves", "--input", "{d}/study.npy", "--rois", "{d}/labels_small.npy", "--out", "{out}/curves"],
+        "ROI labels have shape",
+    ),
+    "curves: labels without ROIs": (
+        ["curves", "--input", "{d}/study.npy", "--rois", "{d}/labels_empty.npy", "--out", "{out}/curves"],
+        "holds no ROI labels",
+    ),
     "train: steps 0": ([*TRAIN[:-5], "0", *TRAIN[-4:]], "--steps and --batch must be at least 1"),
     "train: all studies held back": ([*TRAIN[:-1], "2"], "cannot hold back 2 of 2 studies"),
     "train: --resume without a run": ([*TRAIN, "--resume"], "no checkpoint"),
-    "train: --init is a GAN generator": ([*TRAIN, "--init", "{d}/gan.safetensors"],
-                                         "is a GAN generator, not a PerfGen U-Net"),
+    "train: --init is a GAN generator": (
+        [*TRAIN, "--init", "{d}/gan.safetensors"],
+        "is a GAN generator, not a PerfGen U-Net",
+    ),
     "train: corrupt --init": ([*TRAIN, "--init", "{d}/corrupt.safetensors"], "the file is damaged"),
     "train: device tpu": ([*TRAIN, "--device", "tpu"], "unknown device 'tpu'"),
     "train: device cuda:9": ([*TRAIN, "--device", "cuda:9"], "device 'cuda:9'"),
-    "evaluate: PerfGen given a GAN generator": ([*EVALUATE, "--methods", "zeropad,perfgen", "--models",
-                                                 "perfgen={d}/gan.safetensors"], "is a GAN generator, not a PerfGen"),
-    "evaluate: corrupt model": ([*EVALUATE, "--methods", "perfgen", "--models", "perfgen={d}/corrupt.safetensors"],
-                                "the file is damaged"),
-    "evaluate: missing model": ([*EVALUATE, "--methods", "perfgen", "--models", "perfgen={d}/none.safetensors"],
-                                "does not exist"),
+    "evaluate: PerfGen given a GAN generator": (
+        [*EVALUATE, "--methods", "zeropad,perfgen", "--models", "perfgen={d}/gan.safetensors"],
+        "is a GAN generator, not a PerfGen",
+    ),
+    "evaluate: corrupt model": (
+        [*EVALUATE, "--methods", "perfgen", "--models", "perfgen={d}/corrupt.safetensors"],
+        "the file is damaged",
+    ),
+    "evaluate: missing model": (
+        [*EVALUATE, "--methods", "perfgen", "--models", "perfgen={d}/none.safetensors"],
+        "does not exist",
+    ),
     "evaluate: unknown method": ([*EVALUATE, "--methods", "bicubic"], "unknown method 'bicubic'"),
     "evaluate: device tpu": ([*EVALUATE, "--methods", "zeropad", "--device", "tpu"], "unknown device 'tpu'"),
     "evaluate: device cuda:9": ([*EVALUATE, "--methods", "zeropad", "--device", "cuda:9"], "device 'cuda:9'"),
-    "phantom: no cases": (["phantom", "--out", "{out}/phantoms", "--cases", "0"], "--cases must be at least 1"),
+    "phantom: no cases": (
+        ["phantom", "--out", "{out}/phantoms", "--cases", "0"],
+        "--cases must be at least 1",
+    ),
     "phantom: single frame": (["phantom", "--out", "{out}/phantoms", "--frames", "1"], "--frames at least 2"),
-    "phantom: --out is a file": (["phantom", "--out", "{d}/study.npy", "--frames", "2"], "is a file, not a folder"),
+    "phantom: --out is a file": (
+        ["phantom", "--out", "{d}/study.npy", "--frames", "2"],
+        "is a file, not a folder",
+    ),
 }
 
 
@@ -222,7 +342,9 @@ def test_bad_option_is_refused(case, inputs, tmp_path, capsys):
     assert line.startswith(f"perfgen-sr {argv[0]}: error: ") and message in line
 
 
-def test_nifti_keeps_time_on_the_fourth_axis_and_a_single_image_still_serves_as_labels(inputs, tmp_path, capsys):
+def test_nifti_keeps_time_on_the_fourth_axis_and_a_single_image_still_serves_as_labels(
+    inputs, tmp_path, capsys
+):
     study = io.read_study(inputs / "study.npy")
     io.write_study(study, tmp_path / "series.nii.gz")
     image = sitk.ReadImage(str(tmp_path / "series.nii.gz"))
@@ -232,25 +354,56 @@ def test_nifti_keeps_time_on_the_fourth_axis_and_a_single_image_still_serves_as_
     np.testing.assert_array_equal(back.frames, study.frames)
     labels = sitk.GetImageFromArray(np.load(inputs / "labels.npy"))  # (x, y, 1): one image, as phantom masks
     sitk.WriteImage(labels, str(tmp_path / "masks.nii.gz"))
-    assert main(["curves", "--input", str(tmp_path / "series.nii.gz"), "--rois", str(tmp_path / "masks.nii.gz"),
-                 "--out", str(tmp_path / "curves")]) == 0
+    assert (
+        main(
+            [
+                "curves",
+                "--input",
+                str(tmp_path / "series.nii.gz"),
+                "--rois",
+                str(tmp_path / "masks.nii.gz"),
+                "--out",
+                str(tmp_path / "curves"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "curves" / "curves.csv").exists()
     capsys.readouterr()
 
 
 def test_debug_shows_the_traceback(inputs, tmp_path):
     with pytest.raises(PerfGenError, match="no such file or folder"):
-        main(["--debug", "degrade", "--input", str(inputs / "missing.npy"), "--output", str(tmp_path / "lr.npy")])
+        main(
+            [
+                "--debug",
+                "degrade",
+                "--input",
+                str(inputs / "missing.npy"),
+                "--output",
+                str(tmp_path / "lr.npy"),
+            ]
+        )
     assert not any(tmp_path.iterdir())
 
 
 # --- the scene logic ------------------------------------------------------------------------------------
 
 SCENE_CASES = {  # case: (superResolveSequence options, input frames, what the message says)
-    **{f"fraction {f}": ({"method": "zeropad", "simulateFraction": float(f)}, None, "fraction must be in (0, 1]")
-       for f in FRACTIONS},
+    **{
+        f"fraction {f}": (
+            {"method": "zeropad", "simulateFraction": float(f)},
+            None,
+            "fraction must be in (0, 1]",
+        )
+        for f in FRACTIONS
+    },
     "unknown method": ({"method": "bicubic"}, None, "unknown method 'bicubic'"),
-    "PerfGen given a GAN generator": ({"model": "gan.safetensors"}, None, "is a GAN generator, not a PerfGen U-Net"),
+    "PerfGen given a GAN generator": (
+        {"model": "gan.safetensors"},
+        None,
+        "is a GAN generator, not a PerfGen U-Net",
+    ),
     "corrupt model": ({"model": "corrupt.safetensors"}, None, "the file is damaged"),
     "legacy .pt": ({"model": "legacy.pt"}, None, "legacy PyTorch checkpoint"),
     "device tpu": ({"method": "zeropad", "device": "tpu"}, None, "unknown device 'tpu'"),
@@ -311,7 +464,9 @@ def test_out_of_memory_at_batch_one_stops_with_advice(inputs, tmp_path, monkeypa
     calls = []
     monkeypatch.setattr(sample, "load_method", lambda *a, **k: fake_method(calls, None))
     with pytest.raises(PerfGenError, match="out of GPU memory even with --batch 1; use --device cpu"):
-        sample.super_resolve_study(smooth_study(0, frames=3, shape=(16, 16)), "zeropad", device="cpu", batch=4)
+        sample.super_resolve_study(
+            smooth_study(0, frames=3, shape=(16, 16)), "zeropad", device="cpu", batch=4
+        )
     assert calls == [3, 2, 1]
     line = run_refused([*SR, "--method", "zeropad", "--batch", "3"], inputs, tmp_path, capsys)
     assert "out of GPU memory even with --batch 1" in line
@@ -329,11 +484,19 @@ def test_other_runtime_errors_are_not_taken_for_out_of_memory(monkeypatch):
 # --- nothing lost: cancel, Ctrl-C, a killed training run -----------------------------------------------------
 
 
-def test_cancel_after_the_first_batch_raises_and_the_command_writes_nothing(inputs, tmp_path, monkeypatch, capsys):
+def test_cancel_after_the_first_batch_raises_and_the_command_writes_nothing(
+    inputs, tmp_path, monkeypatch, capsys
+):
     reports = []
     with pytest.raises(Cancelled):
-        sample.super_resolve_study(smooth_study(0, frames=6, shape=(16, 16)), "zeropad", device="cpu", batch=2,
-                                   progress=lambda done, total: reports.append(done), cancel=lambda: len(reports) > 1)
+        sample.super_resolve_study(
+            smooth_study(0, frames=6, shape=(16, 16)),
+            "zeropad",
+            device="cpu",
+            batch=2,
+            progress=lambda done, total: reports.append(done),
+            cancel=lambda: len(reports) > 1,
+        )
     assert reports == [0, 2]
 
     real = sample.super_resolve_study
@@ -348,18 +511,27 @@ def test_cancel_after_the_first_batch_raises_and_the_command_writes_nothing(inpu
         return real(*args, progress=report, cancel=lambda: len(seen) > 1, **kwargs)
 
     monkeypatch.setattr(sample, "super_resolve_study", cancelled_after_first_batch)
-    line = run_refused([*SR, "--method", "zeropad", "--batch", "1", "--progress-lines"], inputs, tmp_path, capsys)
+    line = run_refused(
+        [*SR, "--method", "zeropad", "--batch", "1", "--progress-lines"], inputs, tmp_path, capsys
+    )
     assert "cancelled by the user; nothing was written" in line
 
 
 def cli_process(*arguments, **options) -> subprocess.Popen:
     """The CLI in a child process that takes Ctrl-C as a terminal would give it, even when this test
     runs in a background job (which starts with SIGINT ignored, and children inherit that)."""
-    return subprocess.Popen([sys.executable, "-m", "PerfGenSRLib.cli", *map(str, arguments)], env=CHILD_ENV,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **options)
+    return subprocess.Popen(
+        [sys.executable, "-m", "PerfGenSRLib.cli", *map(str, arguments)],
+        env=CHILD_ENV,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **options,
+    )
 
 
-def wait_for_progress(process: subprocess.Popen, at_least: int, ready=lambda: True, timeout: float = 120) -> int:
+def wait_for_progress(
+    process: subprocess.Popen, at_least: int, ready=lambda: True, timeout: float = 120
+) -> int:
     """Read PROGRESS lines until one reports ``at_least`` done and ``ready()`` holds; return that count."""
     deadline = time.monotonic() + timeout
     for line in process.stdout:
@@ -372,9 +544,26 @@ def wait_for_progress(process: subprocess.Popen, at_least: int, ready=lambda: Tr
 def test_ctrl_c_during_super_resolve_leaves_no_partial_output(inputs, tmp_path):
     np.save(tmp_path / "study.npy", smooth_study(5, frames=12, shape=(32, 32)).frames[:, 0])
     out = tmp_path / "out" / "sr.nii.gz"
-    process = cli_process("super-resolve", "--input", tmp_path / "study.npy", "--output", out, "--method", "perfgen",
-                          "--model", inputs / "perfgen.safetensors", "--steps", 400, "--batch", 1, "--device", "cpu",
-                          "--progress-lines", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = cli_process(
+        "super-resolve",
+        "--input",
+        tmp_path / "study.npy",
+        "--output",
+        out,
+        "--method",
+        "perfgen",
+        "--model",
+        inputs / "perfgen.safetensors",
+        "--steps",
+        400,
+        "--batch",
+        1,
+        "--device",
+        "cpu",
+        "--progress-lines",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert wait_for_progress(process, 1) < 12
         process.send_signal(signal.SIGINT)
@@ -395,9 +584,34 @@ def test_killed_training_resumes_from_its_last_checkpoint_as_if_never_stopped(tm
         np.save(data / f"study{seed}.npy", smooth_study(seed, frames=4).frames[:, 0])
 
     def command(out: Path) -> list:
-        return ["train", "--data", data, "--out", out, "--preset", "tiny", "--steps", 30, "--batch", 2, "--workers", 0,
-                "--checkpoint-every", 5, "--val-studies", 1, "--val-every", 1000, "--val-steps", 1, "--log-every", 1,
-                "--device", "cpu", "--progress-lines"]
+        return [
+            "train",
+            "--data",
+            data,
+            "--out",
+            out,
+            "--preset",
+            "tiny",
+            "--steps",
+            30,
+            "--batch",
+            2,
+            "--workers",
+            0,
+            "--checkpoint-every",
+            5,
+            "--val-studies",
+            1,
+            "--val-every",
+            1000,
+            "--val-steps",
+            1,
+            "--log-every",
+            1,
+            "--device",
+            "cpu",
+            "--progress-lines",
+        ]
 
     run, reference = tmp_path / "run", tmp_path / "reference"
     uninterrupted = cli_process(*command(reference), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -413,8 +627,13 @@ def test_killed_training_resumes_from_its_last_checkpoint_as_if_never_stopped(tm
     (run / "checkpoint.pt.partial").write_bytes(b"half a checkpoint")  # as if killed while writing
     (run / ".model.safetensors.x1y2.partial").mkdir(exist_ok=True)
 
-    resumed = subprocess.run([sys.executable, "-m", "PerfGenSRLib.cli", *map(str, command(run)), "--resume"],
-                             env=CHILD_ENV, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "PerfGenSRLib.cli", *map(str, command(run)), "--resume"],
+        env=CHILD_ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert not list(run.glob("*.partial"))
     assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()
@@ -440,16 +659,24 @@ def test_killed_training_resumes_from_its_last_checkpoint_as_if_never_stopped(tm
 def test_super_resolve_dicom_series_writes_a_derived_series_of_the_same_study(tmp_path, capsys):
     source_folder = write_interleaved(tmp_path / "in")  # 3 slices x 6 frames, 64x48, one interleaved series
     out = tmp_path / "sr"
-    assert main(["super-resolve", "--input", str(source_folder), "--output", str(out), "--method", "zeropad"]) == 0
+    assert (
+        main(["super-resolve", "--input", str(source_folder), "--output", str(out), "--method", "zeropad"])
+        == 0
+    )
     assert "3 slices x 6 frames" in capsys.readouterr().err
     source_files = sorted(source_folder.rglob("*.dcm"))
     original = pydicom.dcmread(source_files[0])
-    written = [pydicom.dcmread(path) for path in sorted(out.iterdir())]  # strict reading: proper Part 10 files
+    written = [
+        pydicom.dcmread(path) for path in sorted(out.iterdir())
+    ]  # strict reading: proper Part 10 files
     assert len(written) == len(source_files) == 18
     assert {ds.StudyInstanceUID for ds in written} == {original.StudyInstanceUID}
     assert {ds.PatientID for ds in written} == {original.PatientID}
     assert {ds.FrameOfReferenceUID for ds in written} == {original.FrameOfReferenceUID}
-    assert len({ds.SeriesInstanceUID for ds in written}) == 1 and written[0].SeriesInstanceUID != original.SeriesInstanceUID
+    assert (
+        len({ds.SeriesInstanceUID for ds in written}) == 1
+        and written[0].SeriesInstanceUID != original.SeriesInstanceUID
+    )
     assert len({ds.SOPInstanceUID for ds in written}) == 18
     assert all(list(ds.ImageType) == ["DERIVED", "SECONDARY"] and ds.Modality == "MR" for ds in written)
     assert all(ds.pixel_array.shape == (64, 48) for ds in written)

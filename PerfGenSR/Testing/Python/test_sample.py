@@ -14,8 +14,13 @@ from PerfGenSRLib.unet import PRESETS, UNet
 @pytest.fixture
 def tiny_model(tmp_path):
     torch.manual_seed(0)
-    return save_model(tmp_path / "tiny.safetensors", UNet(PRESETS["tiny"]), "perfgen-unet", PRESETS["tiny"],
-                      extra={"schedule": DiffusionSchedule().config()})
+    return save_model(
+        tmp_path / "tiny.safetensors",
+        UNet(PRESETS["tiny"]),
+        "perfgen-unet",
+        PRESETS["tiny"],
+        extra={"schedule": DiffusionSchedule().config()},
+    )
 
 
 def test_zeropad_passes_the_lr_through_and_keeps_geometry(studies):
@@ -24,7 +29,9 @@ def test_zeropad_passes_the_lr_through_and_keeps_geometry(studies):
     result = super_resolve_study(study, "zeropad", lr_fraction=0.35, device="cpu")
     np.testing.assert_allclose(result.study.frames, kspace.degrade(before, 0.35), rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(study.frames, before)  # input untouched
-    assert result.study.spacing == study.spacing and np.array_equal(result.study.frame_times, study.frame_times)
+    assert result.study.spacing == study.spacing and np.array_equal(
+        result.study.frame_times, study.frame_times
+    )
     assert "zeropad" in available_methods()
 
 
@@ -39,8 +46,16 @@ def test_seeded_sampling_is_deterministic_and_seeds_differ(studies, tiny_model):
 
 def test_samples_average_and_uncertainty(studies, tiny_model):
     progress = []
-    result = super_resolve_study(studies[0], "perfgen", model=tiny_model, steps=2, samples=3, device="cpu",
-                                 batch=4, progress=lambda done, total: progress.append((done, total)))
+    result = super_resolve_study(
+        studies[0],
+        "perfgen",
+        model=tiny_model,
+        steps=2,
+        samples=3,
+        device="cpu",
+        batch=4,
+        progress=lambda done, total: progress.append((done, total)),
+    )
     assert result.uncertainty is not None and result.uncertainty.shape == studies[0].shape
     assert (result.uncertainty.frames > 0).mean() > 0.9
     assert progress[0] == (0, 6) and progress[-1] == (6, 6)
@@ -57,11 +72,18 @@ def test_default_sample_count_applies_to_perfgen_only(studies, tiny_model):
 
 def test_ddpm_sampler_runs_every_step_of_the_models_schedule(studies, tmp_path, monkeypatch):
     short = DiffusionSchedule(num_timesteps=20)
-    model = save_model(tmp_path / "t20.safetensors", UNet(PRESETS["tiny"]), "perfgen-unet", PRESETS["tiny"],
-                       extra={"schedule": short.config()})
+    model = save_model(
+        tmp_path / "t20.safetensors",
+        UNet(PRESETS["tiny"]),
+        "perfgen-unet",
+        PRESETS["tiny"],
+        extra={"schedule": short.config()},
+    )
     calls = []
     original = DiffusionSchedule.ddpm_step
-    monkeypatch.setattr(DiffusionSchedule, "ddpm_step", lambda self, *a, **k: calls.append(a[1]) or original(self, *a, **k))
+    monkeypatch.setattr(
+        DiffusionSchedule, "ddpm_step", lambda self, *a, **k: calls.append(a[1]) or original(self, *a, **k)
+    )
     study = studies[0].with_frames(studies[0].frames[:2])
     super_resolve_study(study, "perfgen", model=model, sampler="ddpm", samples=1, device="cpu")
     assert calls == list(range(20, 0, -1))
@@ -69,17 +91,22 @@ def test_ddpm_sampler_runs_every_step_of_the_models_schedule(studies, tmp_path, 
 
 def test_cancel_stops_without_result(studies, tiny_model):
     with pytest.raises(Cancelled):
-        super_resolve_study(studies[0], "perfgen", model=tiny_model, steps=5, device="cpu", cancel=lambda: True)
+        super_resolve_study(
+            studies[0], "perfgen", model=tiny_model, steps=5, device="cpu", cancel=lambda: True
+        )
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"method": "banana"}, "unknown method"),
-    ({"sampler": "euler"}, "unknown sampler"),
-    ({"steps": 0}, "steps"),
-    ({"samples": 0}, "samples"),
-    ({"device": "tpu"}, "device"),
-    ({"lr_fraction": 1.5}, "fraction"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"method": "banana"}, "unknown method"),
+        ({"sampler": "euler"}, "unknown sampler"),
+        ({"steps": 0}, "steps"),
+        ({"samples": 0}, "samples"),
+        ({"device": "tpu"}, "device"),
+        ({"lr_fraction": 1.5}, "fraction"),
+    ],
+)
 def test_bad_options_are_refused(studies, tiny_model, options, message):
     run = {"method": "perfgen", "model": tiny_model, "device": "cpu", **options}
     with pytest.raises(PerfGenError, match=message):
@@ -89,7 +116,9 @@ def test_bad_options_are_refused(studies, tiny_model, options, message):
 def test_data_consistency_keeps_the_measured_lines(studies, tiny_model):
     study = studies[0]
     keep = kspace.kept_lines(study.shape[2], 0.35)
-    run = dict(model=tiny_model, steps=2, samples=1, device="cpu", lr_fraction=0.35)  # one draw: DC of the result
+    run = dict(
+        model=tiny_model, steps=2, samples=1, device="cpu", lr_fraction=0.35
+    )  # one draw: DC of the result
     consistent = super_resolve_study(study, "perfgen", **run)
     free = super_resolve_study(study, "perfgen", data_consistency=False, **run)
     measured = kspace.to_kspace(consistent.low_res.frames)[..., kspace.central_block(study.shape[2], keep), :]
@@ -100,7 +129,10 @@ def test_data_consistency_keeps_the_measured_lines(studies, tiny_model):
     error_with = np.abs(central(consistent) - measured).mean()
     error_without = np.abs(central(free) - measured).mean()
     assert error_with < 0.5 * error_without  # not zero: the magnitude of the projected image is taken
-    np.testing.assert_allclose(consistent.study.frames,
-                               kspace.data_consistency(free.study.frames, consistent.low_res.frames, keep),
-                               rtol=1e-4, atol=1e-3 * float(np.abs(free.study.frames).max()))
+    np.testing.assert_allclose(
+        consistent.study.frames,
+        kspace.data_consistency(free.study.frames, consistent.low_res.frames, keep),
+        rtol=1e-4,
+        atol=1e-3 * float(np.abs(free.study.frames).max()),
+    )
     assert consistent.study.meta["super_resolution"]["data_consistency_lines"] == keep

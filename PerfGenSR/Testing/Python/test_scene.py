@@ -31,8 +31,13 @@ def make_study() -> Study:
     rv_curve = 20 + 150 * np.exp(-((times - 1.2) ** 2))
     frames = 10 + lv_curve[:, None, None] * disc(*LV) + rv_curve[:, None, None] * disc(*RV)
     direction = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0)  # an oblique-ish (non-axial) slice
-    return Study(frames.astype(np.float32), spacing=(1.5, 1.6, 8.0), origin=(12.0, -30.0, 45.0),
-                 direction=direction, frame_times=times)
+    return Study(
+        frames.astype(np.float32),
+        spacing=(1.5, 1.6, 8.0),
+        origin=(12.0, -30.0, 45.0),
+        direction=direction,
+        frame_times=times,
+    )
 
 
 @pytest.fixture
@@ -57,8 +62,13 @@ def tiny_model(tmp_path_factory):
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "perfgen.safetensors"
-    save_model(path, UNet(PRESETS["tiny"]), "perfgen-unet", PRESETS["tiny"],
-               extra={"schedule": DiffusionSchedule().config()})
+    save_model(
+        path,
+        UNet(PRESETS["tiny"]),
+        "perfgen-unet",
+        PRESETS["tiny"],
+        extra={"schedule": DiffusionSchedule().config()},
+    )
     return path
 
 
@@ -115,7 +125,9 @@ def test_frame_times_follow_the_index_unit(mrml):
     in_ms = scene.studyToSequence(mrml, study, "ms", reference)
     assert index_values(in_ms) == [str(1000 + 250 * i) for i in range(T)]
     np.testing.assert_allclose(scene.sequenceToArray(in_ms).frame_times, np.arange(T) * 0.25)
-    frames_only = scene.studyToSequence(mrml, study.with_frames(study.frames, frame_times=None), "frames", None)
+    frames_only = scene.studyToSequence(
+        mrml, study.with_frames(study.frames, frame_times=None), "frames", None
+    )
     assert frames_only.GetIndexName() == "frame"
     assert scene.sequenceToArray(frames_only).frame_times is None
 
@@ -128,8 +140,12 @@ def test_unusable_sequences_are_refused_with_a_message(mrml):
     with pytest.raises(PerfGenError, match="scalar volumes"):
         scene.sequenceToArray(transforms)
     with pytest.raises(PerfGenError, match="do not match"):
-        scene.studyToSequence(mrml, make_study(), "short", scene.studyToSequence(
-            mrml, Study(np.ones((3, 1, H, W), np.float32)), "three", None))
+        scene.studyToSequence(
+            mrml,
+            make_study(),
+            "short",
+            scene.studyToSequence(mrml, Study(np.ones((3, 1, H, W), np.float32)), "three", None),
+        )
 
 
 # --- super-resolution into the scene --------------------------------------------------------------
@@ -140,8 +156,13 @@ def test_super_resolved_sequences_join_the_input_browser(mrml, input_sequence):
     values_before = index_values(input_sequence)
     browser = scene.sequencesLogic(mrml).GetFirstBrowserNodeForSequenceNode(input_sequence)
     reports = []
-    result = scene.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.5,
-                                        progress=lambda done, total: reports.append((done, total)))
+    result = scene.superResolveSequence(
+        mrml,
+        input_sequence,
+        "zeropad",
+        simulateFraction=0.5,
+        progress=lambda done, total: reports.append((done, total)),
+    )
     assert reports[-1] == (T, T)
     low_res = result.GetNodeReference(scene.LOW_RES_REFERENCE)
     assert result.GetNodeReference(scene.UNCERTAINTY_REFERENCE) is None
@@ -154,8 +175,9 @@ def test_super_resolved_sequences_join_the_input_browser(mrml, input_sequence):
         assert proxy is not None and proxy.IsA("vtkMRMLScalarVolumeNode")
         assert proxy.GetSpacing() == pytest.approx(input_sequence.GetNthDataNode(0).GetSpacing())
         assert proxy.GetOrigin() == pytest.approx(input_sequence.GetNthDataNode(0).GetOrigin())
-        np.testing.assert_allclose(ijk_to_ras(sequence.GetNthDataNode(0)),
-                                   ijk_to_ras(input_sequence.GetNthDataNode(0)))
+        np.testing.assert_allclose(
+            ijk_to_ras(sequence.GetNthDataNode(0)), ijk_to_ras(input_sequence.GetNthDataNode(0))
+        )
     expected_lr = kspace.degrade(before.frames, 0.5)
     np.testing.assert_allclose(scene.sequenceToArray(low_res).frames, expected_lr, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(scene.sequenceToArray(result).frames, expected_lr, rtol=1e-5, atol=1e-4)
@@ -176,8 +198,9 @@ def test_super_resolved_sequences_join_the_input_browser(mrml, input_sequence):
 
 
 def test_perfgen_with_samples_adds_an_uncertainty_sequence(mrml, input_sequence, tiny_model):
-    result = scene.superResolveSequence(mrml, input_sequence, "perfgen", model=str(tiny_model), steps=2, samples=2,
-                                        device="cpu")
+    result = scene.superResolveSequence(
+        mrml, input_sequence, "perfgen", model=str(tiny_model), steps=2, samples=2, device="cpu"
+    )
     uncertainty = result.GetNodeReference(scene.UNCERTAINTY_REFERENCE)
     assert result.GetName() == "Perfusion PerfGen" and uncertainty.GetName() == "Perfusion PerfGen SD"
     assert result.GetNodeReference(scene.LOW_RES_REFERENCE) is None  # no simulation: the input is the LR
@@ -212,8 +235,9 @@ def test_perfusion_segments_are_created_once(mrml, input_sequence):
     segmentation = segmentation_node.GetSegmentation()
     names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
     assert names == ["LV blood", "RV blood", "Myocardium"]
-    assert segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("LV blood")).GetColor() == pytest.approx(
-        scene.PERFUSION_SEGMENTS[0][1])
+    assert segmentation.GetSegment(
+        segmentation.GetSegmentIdBySegmentName("LV blood")
+    ).GetColor() == pytest.approx(scene.PERFUSION_SEGMENTS[0][1])
     assert scene.createPerfusionSegments(mrml, segmentation_node, proxy) is segmentation_node
     assert segmentation.GetNumberOfSegments() == 3
 
@@ -224,18 +248,24 @@ def test_signal_time_curves_table_and_chart(mrml, input_sequence):
     volume = input_sequence.GetNthDataNode(0)
     segmentation_node = scene.createPerfusionSegments(mrml, None, volume)
     scene.setSegmentFromMask(mrml, segmentation_node, "LV blood", disc(*LV), volume)
-    scene.setSegmentFromMask(mrml, segmentation_node, "RV blood", disc(*RV)[None], volume)  # the myocardium stays empty
+    scene.setSegmentFromMask(
+        mrml, segmentation_node, "RV blood", disc(*RV)[None], volume
+    )  # the myocardium stays empty
     sequences = {"Input": input_sequence, "LR": low_res, "zero-pad": zeropad}
     table, chart = scene.signalTimeCurves(mrml, sequences, segmentation_node)
 
     vtk_table = table.GetTable()
     columns = [vtk_table.GetColumn(i).GetName() for i in range(vtk_table.GetNumberOfColumns())]
     assert vtk_table.GetNumberOfRows() == T
-    assert columns == ["Time (s)"] + [f"{roi} ({method})" for method in sequences for roi in ("LV blood", "RV blood")]
+    assert columns == ["Time (s)"] + [
+        f"{roi} ({method})" for method in sequences for roi in ("LV blood", "RV blood")
+    ]
     column = {name: numpy_support.vtk_to_numpy(vtk_table.GetColumnByName(name)) for name in columns}
     np.testing.assert_allclose(column["Time (s)"], np.arange(T) * 0.8)
     study = make_study()
-    np.testing.assert_allclose(column["LV blood (Input)"], study.frames[:, 0][:, disc(*LV)].mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(
+        column["LV blood (Input)"], study.frames[:, 0][:, disc(*LV)].mean(axis=1), rtol=1e-5
+    )
     lr = kspace.degrade(study.frames, 0.6)
     np.testing.assert_allclose(column["RV blood (LR)"], lr[:, 0][:, disc(*RV)].mean(axis=1), rtol=1e-5)
 
@@ -252,7 +282,9 @@ def test_signal_time_curves_table_and_chart(mrml, input_sequence):
 
     # refilling the same nodes replaces the series instead of piling them up
     plot_count = mrml.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode")
-    again = scene.signalTimeCurves(mrml, {"Input": input_sequence}, segmentation_node, tableNode=table, chartNode=chart)
+    again = scene.signalTimeCurves(
+        mrml, {"Input": input_sequence}, segmentation_node, tableNode=table, chartNode=chart
+    )
     assert again == (table, chart)
     assert chart.GetNumberOfPlotSeriesNodes() == 2 and table.GetTable().GetNumberOfColumns() == 3
     assert mrml.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode") == plot_count - 4
@@ -265,7 +297,9 @@ def test_curves_need_a_painted_segment_and_masks_must_fit(mrml, input_sequence):
         scene.signalTimeCurves(mrml, {"Input": input_sequence}, segmentation_node)
     with pytest.raises(PerfGenError, match="does not fit"):
         scene.setSegmentFromMask(mrml, segmentation_node, "LV blood", np.ones((H, W + 1), bool), volume)
-    segment_id = scene.setSegmentFromMask(mrml, segmentation_node, "defect", disc((12, 14), 3.0), volume, (1, 1, 0))
+    segment_id = scene.setSegmentFromMask(
+        mrml, segmentation_node, "defect", disc((12, 14), 3.0), volume, (1, 1, 0)
+    )
     assert segmentation_node.GetSegmentation().GetNumberOfSegments() == 4
     masks = scene.segmentMasks(segmentation_node, volume)
     assert list(masks) == ["defect"] and segment_id == "defect"
@@ -285,7 +319,10 @@ def test_compare_layout_and_linked_views(mrml, input_sequence):
 
     result = scene.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.35)
     browser = scene.browserForSequence(mrml, input_sequence)
-    volumes = [browser.GetProxyNode(s) for s in (input_sequence, result.GetNodeReference(scene.LOW_RES_REFERENCE), result)]
+    volumes = [
+        browser.GetProxyNode(s)
+        for s in (input_sequence, result.GetNodeReference(scene.LOW_RES_REFERENCE), result)
+    ]
     for name in scene.compareViewNames(3):  # what Slicer's layout manager creates for the layout
         slice_node = slicer.vtkMRMLSliceNode()
         slice_node.SetLayoutName(name)

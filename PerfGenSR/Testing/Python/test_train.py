@@ -16,8 +16,18 @@ CPU = torch.device("cpu")
 
 
 def tiny_config(**changes) -> TrainConfig:
-    settings = dict(preset="tiny", steps=6, batch=4, lr=2e-3, workers=0, val_every=3, checkpoint_every=3,
-                    log_every=1, val_pairs=4, val_steps=3)
+    settings = dict(
+        preset="tiny",
+        steps=6,
+        batch=4,
+        lr=2e-3,
+        workers=0,
+        val_every=3,
+        checkpoint_every=3,
+        log_every=1,
+        val_pairs=4,
+        val_steps=3,
+    )
     return TrainConfig(**{**settings, **changes})
 
 
@@ -41,8 +51,14 @@ def test_tiny_training_lowers_the_loss(tmp_path, studies):
     torch.manual_seed(config.seed)
     before = fixed_loss(DiffusionObjective(config, Distributed(CPU)), studies[:2])
     trained = []
-    train(lambda c, r: trained.append(DiffusionObjective(c, r)) or trained[-1], studies[:2], studies[2:], config,
-          tmp_path / "run", CPU)
+    train(
+        lambda c, r: trained.append(DiffusionObjective(c, r)) or trained[-1],
+        studies[:2],
+        studies[2:],
+        config,
+        tmp_path / "run",
+        CPU,
+    )
     after = fixed_loss(trained[0], studies[:2])
     assert after < 0.8 * before
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
@@ -72,7 +88,8 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path):
     for seed in range(3):
         np.save(tmp_path / f"study{seed}.npy", smooth_study(seed).frames[:, 0])
     script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, torch
         from PerfGenSRLib.data import load_studies
         from PerfGenSRLib.train import DiffusionObjective, TrainConfig, train
@@ -81,15 +98,30 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path):
                              checkpoint_every=100, log_every=1)
         made = []
         train(lambda c, r: made.append(DiffusionObjective(c, r)) or made[-1], studies[:2], [], config,
-              {str(tmp_path / 'run')!r}, torch.device("cpu"))
+              {str(tmp_path / "run")!r}, torch.device("cpu"))
         torch.save(made[0].network.state_dict(), {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt")
-    """))
+    """)
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-                    str(script)], check=True, env=env, capture_output=True, timeout=240)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29517",
+            str(script),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=240,
+    )
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     initial = DiffusionObjective(TrainConfig(preset="tiny"), Distributed(CPU)).network.state_dict()
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     assert any(not torch.equal(rank0[k], initial[k]) for k in rank0)  # they did train
-    assert (tmp_path / "run" / "checkpoint.pt").exists() and not (tmp_path / "run" / "checkpoint.pt.partial").exists()
+    assert (tmp_path / "run" / "checkpoint.pt").exists() and not (
+        tmp_path / "run" / "checkpoint.pt.partial"
+    ).exists()
