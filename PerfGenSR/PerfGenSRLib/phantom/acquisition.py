@@ -134,11 +134,11 @@ class Coil:
     noise: np.ndarray  # (rows, cols) relative noise level, 1 at the heart centre
 
 
-def draw_coil(rng: np.random.Generator, acq: Acquisition, body: Body) -> Coil:
+def draw_coil(rng: np.random.Generator, p: AcquisitionPriors, acq: Acquisition, body: Body) -> Coil:
     """Receive shading and noise level of anterior and posterior coil arrays (sum of squares)."""
-    rows, cols, p = acq.rows, acq.cols, acq.pixel
-    x = (np.arange(cols) - cols / 2) * p + acq.fov_center[0]
-    y = (np.arange(rows) - rows / 2) * p + acq.fov_center[1]
+    rows, cols, pixel = acq.rows, acq.cols, acq.pixel
+    x = (np.arange(cols) - cols / 2) * pixel + acq.fov_center[0]
+    y = (np.arange(rows) - rows / 2) * pixel + acq.fov_center[1]
     xb, yb = body.to_body(x[None, :], y[:, None])
     skin = body.outline["skin"]
     front = float(skin[np.argmin(np.abs(ANGLES + np.pi / 2))])
@@ -146,10 +146,12 @@ def draw_coil(rng: np.random.Generator, acq: Acquisition, body: Body) -> Coil:
     width = float(skin[np.argmin(np.abs(ANGLES))])
     power = np.zeros((rows, cols))
     for row_y in (-front - 15, back + 10):
-        for coil_x in np.linspace(-0.8 * width, 0.8 * width, int(rng.integers(3, 7))):
-            size = uniform(rng, 70, 150)
+        for coil_x in np.linspace(
+            -0.8 * width, 0.8 * width, int(rng.integers(p.coil_elements[0], p.coil_elements[1] + 1))
+        ):
+            size = uniform(rng, *p.coil_size_mm)
             d2 = (xb - coil_x) ** 2 + (yb - row_y) ** 2
-            power += uniform(rng, 0.6, 1.3) ** 2 / (1 + d2 / size**2) ** 3
+            power += uniform(rng, *p.coil_gain) ** 2 / (1 + d2 / size**2) ** 3
     sos = np.sqrt(power)
     sos /= sos[acq.heart_center]
     exponent = acq.recon["coil_exponent"]
@@ -159,7 +161,7 @@ def draw_coil(rng: np.random.Generator, acq: Acquisition, body: Body) -> Coil:
         2 * np.pi * (x[None, :] * rng.normal(0, 1 / 400) + y[:, None] * rng.normal(0, 1 / 400))
         + rng.uniform(0, 2 * np.pi)
     )
-    noise *= 1 + uniform(rng, 0, 0.3) * wave
+    noise *= 1 + uniform(rng, *p.noise_ripple) * wave
     return Coil(shading.astype(np.float32), (noise / noise[acq.heart_center]).astype(np.float32))
 
 

@@ -33,6 +33,7 @@ from .geometry import (
 )
 from .heart import Placement
 from .motion import Motion
+from .priors import PaintPriors
 
 
 @dataclass(frozen=True)
@@ -103,23 +104,25 @@ class Painted:
     weights: dict[str, np.ndarray]  # lv_blood, rv_blood, myocardium, defect occupancy on the heart box
 
 
-def paint(rng: np.random.Generator, grids: Grids, placed: Placement, edge: float) -> Painted:
+def paint(rng: np.random.Generator, p: PaintPriors, grids: Grids, placed: Placement, edge: float) -> Painted:
     """The three layers, textured by random fields shared across tissues (fine, mid, coarse scale)."""
-    lengths = [uniform(rng, 0.7, 1.4), uniform(rng, 3.0, 6.0), uniform(rng, 10.0, 20.0)]
+    lengths = [uniform(rng, *length) for length in p.texture_mm]
     textures = Textures(random_fields(rng, grids.canvas.shape, grids.step, lengths), rng)
     m = grids.margin
     fov_box = (slice(m, m + grids.fov.shape[0]), slice(m, m + grids.fov.shape[1]))
-    static = _paint_static(rng, textures.crop(fov_box), grids, placed.body, edge)
-    cavity = _paint_cavity(rng, textures, grids, placed, edge)
+    static = _paint_static(rng, p, textures.crop(fov_box), grids, placed.body, edge)
+    cavity = _paint_cavity(rng, p, textures, grids, placed, edge)
     box = (
         slice(m + grids.box_r0, m + grids.box_r0 + grids.box_size),
         slice(m + grids.box_c0, m + grids.box_c0 + grids.box_size),
     )
-    heart, weights = _paint_heart(rng, textures.crop(box), grids, placed, edge)
+    heart, weights = _paint_heart(rng, p, textures.crop(box), grids, placed, edge)
     return Painted(static, cavity, heart, weights)
 
 
-def _paint_static(rng: np.random.Generator, tex: Textures, grids: Grids, body: Body, edge: float) -> Layer:
+def _paint_static(
+    rng: np.random.Generator, p: PaintPriors, tex: Textures, grids: Grids, body: Body, edge: float
+) -> Layer:
     """Body wall, ribs, sternum, spine, aorta, oesophagus, arms, breasts, air: they do not move."""
     grid = grids.fov
     layer = Painter(grid.shape)
@@ -140,15 +143,19 @@ def _paint_static(rng: np.random.Generator, tex: Textures, grids: Grids, body: B
         layer.paint(None, soft_inside(d, edge), box=box)
 
     cavity = body.outline["cavity"]
-    step_angle = uniform(rng, 22, 32) / float(cavity.mean())
+    step_angle = uniform(rng, *p.rib_spacing_mm) / float(cavity.mean())
     for angle in np.arange(-np.pi, np.pi, step_angle) + rng.uniform(0, step_angle):
-        if abs(wrap(angle - np.pi / 2)) < 0.45 or abs(wrap(angle + np.pi / 2)) < 0.12 or rng.random() > 0.65:
+        if (
+            abs(wrap(angle - np.pi / 2)) < 0.45
+            or abs(wrap(angle + np.pi / 2)) < 0.12
+            or rng.random() > p.rib_chance
+        ):
             continue
-        radius = float(profile_at(angle, cavity)) + uniform(rng, 0, 4)
+        radius = float(profile_at(angle, cavity)) + uniform(rng, *p.rib_offset_mm)
         xc_b, yc_b = radius * math.cos(angle), radius * math.sin(angle)
         a, b, turn = (
-            uniform(rng, 4, 12),
-            uniform(rng, 3, 4.5),
+            uniform(rng, *p.rib_half_length_mm),
+            uniform(rng, *p.rib_half_thickness_mm),
             angle + np.pi / 2 + 0.3 * rng.standard_normal(),
         )
         if abs(wrap(angle + np.pi / 2)) < 0.7:  # costal cartilage: grey, no cortex
@@ -158,16 +165,20 @@ def _paint_static(rng: np.random.Generator, tex: Textures, grids: Grids, body: B
             )
         else:
             bone(xc_b, yc_b, a, b, turn)
-    if rng.random() < 0.8:
-        radius = float(profile_at(-np.pi / 2, cavity)) + uniform(rng, 2, 6)
-        bone(uniform(rng, -5, 5), -radius, uniform(rng, 12, 18), uniform(rng, 4, 7), 0.0)
+    if rng.random() < p.sternum_chance:
+        radius = float(profile_at(-np.pi / 2, cavity)) + uniform(rng, *p.sternum_offset_mm)
+        x = uniform(rng, *p.sternum_x_mm)
+        bone(x, -radius, uniform(rng, *p.sternum_half_width_mm), uniform(rng, *p.sternum_half_height_mm), 0.0)
     for side in (-1, 1):  # internal mammary arteries
-        angle = -np.pi / 2 + side * uniform(rng, 0.12, 0.25)
-        radius = float(profile_at(angle, cavity)) - uniform(rng, 0, 3)
-        mx, my, size = radius * math.cos(angle), radius * math.sin(angle), uniform(rng, 1.0, 2.0)
+        angle = -np.pi / 2 + side * uniform(rng, *p.mammary_angle)
+        radius = float(profile_at(angle, cavity)) - uniform(rng, *p.mammary_depth_mm)
+        mx, my, size = radius * math.cos(angle), radius * math.sin(angle), uniform(rng, *p.mammary_radius_mm)
         box, (lx, ly) = local(mx, my, size + 3)
         layer.paint(
-            "aorta", soft_inside(np.hypot(lx - mx, ly - my) - size, edge) * uniform(rng, 0.4, 1.0), 1.0, box
+            "aorta",
+            soft_inside(np.hypot(lx - mx, ly - my) - size, edge) * uniform(rng, *p.mammary_fill),
+            1.0,
+            box,
         )
     sp = body.spine
     bone(sp["x"], sp["y"], sp["rx"], sp["ry"], 0.0, cortex=1.5)
@@ -183,9 +194,9 @@ def _paint_static(rng: np.random.Generator, tex: Textures, grids: Grids, body: B
         bone(sp["x"] + side * (sp["canal"] + 4), canal_y + 2, 7, 3, side * 0.6)
     bone(
         sp["x"],
-        canal_y + sp["canal"] + uniform(rng, 8, 12),
-        uniform(rng, 3, 5),
-        uniform(rng, 8, 14),
+        canal_y + sp["canal"] + uniform(rng, *p.spinous_gap_mm),
+        uniform(rng, *p.spinous_half_width_mm),
+        uniform(rng, *p.spinous_half_length_mm),
         np.pi / 2,
     )
     ao = body.aorta
@@ -193,19 +204,24 @@ def _paint_static(rng: np.random.Generator, tex: Textures, grids: Grids, body: B
     d = np.hypot(lx - ao["x"], ly - ao["y"]) - ao["r"]
     layer.paint("aorta", soft_inside(d + 1.5, edge), 1.0, box)
     layer.paint("skeletal", soft_inside(d, edge), 1.0, box)
-    if rng.random() < 0.6:
-        ex, ey = sp["x"] + uniform(rng, -12, 4), sp["y"] - sp["ry"] - uniform(rng, 6, 14)
+    if rng.random() < p.oesophagus_chance:
+        ex, ey = (
+            sp["x"] + uniform(rng, *p.oesophagus_x_mm),
+            sp["y"] - sp["ry"] - uniform(rng, *p.oesophagus_gap_mm),
+        )
         box, (lx, ly) = local(ex, ey, 12)
-        d = ellipse_distance(lx, ly, ex, ey, uniform(rng, 5, 8), uniform(rng, 4, 6), rng.uniform(0, np.pi))
-        if rng.random() < 0.5:
+        a, b = (uniform(rng, *r) for r in p.oesophagus_half_axes_mm)
+        turn = rng.uniform(0, np.pi)
+        d = ellipse_distance(lx, ly, ex, ey, a, b, turn)
+        if rng.random() < p.oesophagus_air_chance:
             layer.paint(None, soft_inside(d + 3, edge), box=box)
         layer.paint("skeletal", soft_inside(d, edge), muscle_tex[box], box)
-    if rng.random() < 0.35:
-        _paint_arms(rng, layer, tex, local, body, edge)
-    fat_tex = tex.fat(uniform(rng, 0.05, 0.35))
+    if rng.random() < p.arms_chance:
+        _paint_arms(rng, p, layer, tex, local, body, edge)
+    fat_tex = tex.fat(uniform(rng, *p.fat_septa))
     for center, width in body.breasts:
         weight = polar.at(np.clip(2 * bump(center, width), 0, 1))
-        gland = weight * special.expit((tex.mix(1) - uniform(rng, -0.5, 1.0)) / 0.25)
+        gland = weight * special.expit((tex.mix(1) - uniform(rng, *p.gland_threshold)) / 0.25)
         layer.paint(
             "gland",
             gland
@@ -226,17 +242,19 @@ def _paint_static(rng: np.random.Generator, tex: Textures, grids: Grids, body: B
     return layer.freeze()
 
 
-def _paint_arms(rng: np.random.Generator, layer: Painter, tex: Textures, local, body: Body, edge: float):
+def _paint_arms(
+    rng: np.random.Generator, p: PaintPriors, layer: Painter, tex: Textures, local, body: Body, edge: float
+):
     """Upper arms beside the chest: skin, fat, muscle, humerus."""
     width = float(body.outline["skin"][np.argmin(np.abs(ANGLES))])
     for side in (-1, 1):
-        radius = uniform(rng, 35, 55)
-        xc, yc = side * (width + uniform(rng, 0, 20) + radius), uniform(rng, -20, 50)
+        radius = uniform(rng, *p.arm_radius_mm)
+        xc, yc = side * (width + uniform(rng, *p.arm_gap_mm) + radius), uniform(rng, *p.arm_y_mm)
         box, (lx, ly) = local(xc, yc, radius + 3)
         d = np.hypot(lx - xc, ly - yc) - radius
-        fat = uniform(rng, 4, 15)
-        hx, hy = xc + uniform(rng, -10, 10), yc + uniform(rng, -10, 10)
-        dh = np.hypot(lx - hx, ly - hy) - uniform(rng, 9, 13)
+        fat = uniform(rng, *p.arm_fat_mm)
+        hx, hy = xc + uniform(rng, *p.humerus_offset_mm), yc + uniform(rng, *p.humerus_offset_mm)
+        dh = np.hypot(lx - hx, ly - hy) - uniform(rng, *p.humerus_radius_mm)
         layer.paint("marrow", soft_inside(dh + 3, edge), 1.0, box)
         layer.paint(None, soft_inside(dh, edge), box=box)
         outer, inner = soft_inside(d, edge), soft_inside(d + 1.5, edge)
@@ -252,7 +270,7 @@ def _paint_arms(rng: np.random.Generator, layer: Painter, tex: Textures, local, 
 
 
 def _paint_cavity(
-    rng: np.random.Generator, tex: Textures, grids: Grids, placed: Placement, edge: float
+    rng: np.random.Generator, p: PaintPriors, tex: Textures, grids: Grids, placed: Placement, edge: float
 ) -> Layer:
     """Lungs with vessels, diaphragm, liver with vessels, stomach, spleen (they move with breathing)."""
     grid, body, heart = grids.canvas, placed.body, placed.heart
@@ -265,10 +283,10 @@ def _paint_cavity(
 
     # pulmonary vessels: small partial-volume disks in the lungs, arteries and veins
     outline = float(heart.profiles["outer"].max())
-    for _ in range(int(rng.integers(15, 55))):
+    for _ in range(int(rng.integers(p.lung_vessels[0], p.lung_vessels[1] + 1))):
         px, py = (
-            np.array([uniform(rng, xh - 170, xh + 150)]),
-            np.array([uniform(rng, yh - 130, yh + 100)]),
+            np.array([uniform(rng, xh + p.lung_vessel_x_mm[0], xh + p.lung_vessel_x_mm[1])]),
+            np.array([uniform(rng, yh + p.lung_vessel_y_mm[0], yh + p.lung_vessel_y_mm[1])]),
         )
         if (
             np.hypot(px - xh, py - yh)[0] < outline * 0.8
@@ -276,36 +294,48 @@ def _paint_cavity(
             or any(organ_distance(o, px, py)[0] < 5 for o in placed.organs)
         ):
             continue
-        radius = log_uniform(rng, 0.8, 4.5)
+        radius = log_uniform(rng, *p.lung_vessel_radius_mm)
         box = grid.box(px[0], py[0], radius * 2.5 + 2)
         lx, ly = grid.axes(box)
         d = ellipse_distance(
-            lx, ly, px[0], py[0], radius * uniform(rng, 1, 2.5), radius, rng.uniform(0, np.pi)
+            lx,
+            ly,
+            px[0],
+            py[0],
+            radius * uniform(rng, *p.lung_vessel_elongation),
+            radius,
+            rng.uniform(0, np.pi),
         )
-        key = "pulm_artery" if rng.random() < 0.55 else "pulm_vein"
-        layer.paint(key, soft_inside(d, edge) * uniform(rng, 0.3, 1.0), 1.0, box)
+        key = "pulm_artery" if rng.random() < p.pulmonary_artery_chance else "pulm_vein"
+        layer.paint(key, soft_inside(d, edge) * uniform(rng, *p.lung_vessel_fill), 1.0, box)
     for organ in placed.organs:
         d = organ_distance(organ, x, y)
         occupancy = soft_inside(d, edge)
         if organ["kind"] == "liver":
-            for _ in range(int(rng.integers(3, 13))):
-                angle, depth = rng.uniform(-np.pi, np.pi), uniform(rng, 0.15, 0.8)
+            for _ in range(int(rng.integers(p.liver_vessels[0], p.liver_vessels[1] + 1))):
+                angle, depth = rng.uniform(-np.pi, np.pi), uniform(rng, *p.liver_vessel_depth)
                 reach = depth * float(profile_at(angle, organ["radius"]))
                 px, py = organ["x"] + reach * math.cos(angle), organ["y"] + reach * math.sin(angle)
-                radius = uniform(rng, 2, 6)
+                radius = uniform(rng, *p.liver_vessel_radius_mm)
                 box = grid.box(px, py, radius * 2 + 2)
                 lx, ly = grid.axes(box)
                 dv = ellipse_distance(
-                    lx, ly, px, py, radius * uniform(rng, 1, 1.8), radius, rng.uniform(0, np.pi)
+                    lx,
+                    ly,
+                    px,
+                    py,
+                    radius * uniform(rng, *p.liver_vessel_elongation),
+                    radius,
+                    rng.uniform(0, np.pi),
                 )
                 layer.paint("portal", soft_inside(dv, edge) * occupancy[box], 1.0, box)
             layer.paint("liver", occupancy, tex.texture(fine=0.04, mid=0.06, coarse=0.05))
         elif organ["kind"] == "stomach":
-            wall = uniform(rng, 3, 6)
+            wall = uniform(rng, *p.stomach_wall_mm)
             inner = soft_inside(d + wall, edge)
-            top = organ["y"] - float(organ["radius"].max()) * uniform(rng, 0.2, 0.9)
-            gas = special.expit((top - y) / edge) if rng.random() < 0.7 else 0.0
-            content = tex.texture(fine=0.05, mid=0.1) * uniform(rng, 0.6, 2.5)
+            top = organ["y"] - float(organ["radius"].max()) * uniform(rng, *p.stomach_level)
+            gas = special.expit((top - y) / edge) if rng.random() < p.stomach_gas_chance else 0.0
+            content = tex.texture(fine=0.05, mid=0.1) * uniform(rng, *p.stomach_content)
             layer.bands(
                 [
                     (inner * gas, {}),
@@ -321,7 +351,7 @@ def _paint_cavity(
 
 
 def _paint_heart(
-    rng: np.random.Generator, tex: Textures, grids: Grids, placed: Placement, edge: float
+    rng: np.random.Generator, p: PaintPriors, tex: Textures, grids: Grids, placed: Placement, edge: float
 ) -> tuple[Layer, dict[str, np.ndarray]]:
     """Heart and epicardial fat in a box around the LV centre; returns the layer and the mask weights."""
     grid, heart = grids.heart, placed.heart
@@ -366,14 +396,14 @@ def _paint_heart(
             ),
             (inside["rv"] - inside["epi"], {"rv_blood": blood_tex}),
             (inside["rv_wall"] - inside["rv"], {"myo_epi": myo_tex}),
-            (inside["outer"] - inside["rv_wall"], {"fat": tex.fat(uniform(rng, 0.1, 0.4))}),
+            (inside["outer"] - inside["rv_wall"], {"fat": tex.fat(uniform(rng, *p.epicardial_septa))}),
         ]
     )
     if heart.defect is None:
         layer.maps.pop("myo_defect", None)
-    layer.add("lv_inflow", w_lv * uniform(rng, 0.3, 1.0) * special.expit(2 * tex.mix(1)))
-    layer.add("rv_inflow", w_rv * uniform(rng, 0.3, 1.0) * special.expit(2 * tex.mix(1)))
-    layer.add("myo_hetero", w_myo * uniform(rng, 0.2, 0.8) * special.expit(2 * tex.mix(1)))
+    layer.add("lv_inflow", w_lv * uniform(rng, *p.lv_inflow) * special.expit(2 * tex.mix(1)))
+    layer.add("rv_inflow", w_rv * uniform(rng, *p.rv_inflow) * special.expit(2 * tex.mix(1)))
+    layer.add("myo_hetero", w_myo * uniform(rng, *p.myo_heterogeneity) * special.expit(2 * tex.mix(1)))
     rim = heart.dark_rim
     if rim["amplitude"] > 0:
         from_trabeculae = np.maximum(polar.distance(h["endo"]), 0)

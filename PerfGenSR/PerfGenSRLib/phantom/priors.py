@@ -9,8 +9,8 @@
     )
 
 A pair ``(low, high)`` is drawn uniformly unless its comment says log-uniform; a ``*_chance`` is the
-probability of a yes/no choice. Fixed anatomy and physics (tissue T1s, fine painting details) live
-with the step that uses them.
+probability of a yes/no choice. Fixed physics and shapes (tissue T1s, the time course's form, outline
+ripples) live with the step that uses them.
 """
 
 from __future__ import annotations
@@ -196,6 +196,10 @@ class AcquisitionPriors:
     scale: Range = (50.0, 4000.0)  # stored value of unit signal, log-uniform
     integer_chance: float = 0.6  # stored values rounded to integers
     coil_exponent: Range = (0.25, 1.0)  # coil shading kept by the reconstruction's normalisation
+    coil_elements: tuple[int, int] = (3, 6)  # per array (anterior, posterior)
+    coil_size_mm: Range = (70.0, 150.0)  # sensitivity radius of one element
+    coil_gain: Range = (0.6, 1.3)  # relative amplitude of one element
+    noise_ripple: Range = (0.0, 0.3)  # smooth modulation of the noise level (g-factor-like)
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,63 @@ class SignalPriors:
 
 
 @dataclass(frozen=True)
+class PaintPriors:
+    """Fine anatomy and textures painted on the fine grid (mm unless noted)."""
+
+    texture_mm: tuple[Range, Range, Range] = ((0.7, 1.4), (3.0, 6.0), (10.0, 20.0))  # fine, mid, coarse
+    rib_spacing_mm: Range = (22.0, 32.0)  # along the cavity outline
+    rib_chance: float = 0.65  # of each rib position being in the slice
+    rib_offset_mm: Range = (0.0, 4.0)  # outside the cavity
+    rib_half_length_mm: Range = (4.0, 12.0)
+    rib_half_thickness_mm: Range = (3.0, 4.5)
+    sternum_chance: float = 0.8
+    sternum_offset_mm: Range = (2.0, 6.0)  # in front of the cavity
+    sternum_x_mm: Range = (-5.0, 5.0)
+    sternum_half_width_mm: Range = (12.0, 18.0)
+    sternum_half_height_mm: Range = (4.0, 7.0)
+    mammary_angle: Range = (0.12, 0.25)  # rad from the midline, internal mammary arteries
+    mammary_depth_mm: Range = (0.0, 3.0)  # inside the cavity
+    mammary_radius_mm: Range = (1.0, 2.0)
+    mammary_fill: Range = (0.4, 1.0)  # partial volume
+    spinous_gap_mm: Range = (8.0, 12.0)  # spinous process behind the canal
+    spinous_half_width_mm: Range = (3.0, 5.0)
+    spinous_half_length_mm: Range = (8.0, 14.0)
+    oesophagus_chance: float = 0.6
+    oesophagus_x_mm: Range = (-12.0, 4.0)  # from the spine
+    oesophagus_gap_mm: Range = (6.0, 14.0)  # in front of the vertebra
+    oesophagus_half_axes_mm: tuple[Range, Range] = ((5.0, 8.0), (4.0, 6.0))
+    oesophagus_air_chance: float = 0.5
+    arms_chance: float = 0.35
+    arm_radius_mm: Range = (35.0, 55.0)
+    arm_gap_mm: Range = (0.0, 20.0)  # beside the body
+    arm_y_mm: Range = (-20.0, 50.0)
+    arm_fat_mm: Range = (4.0, 15.0)
+    humerus_offset_mm: Range = (-10.0, 10.0)  # from the arm's centre, each axis
+    humerus_radius_mm: Range = (9.0, 13.0)
+    fat_septa: Range = (0.05, 0.35)  # darkness of the subcutaneous fat septa
+    gland_threshold: Range = (-0.5, 1.0)  # of a mid-scale field; larger: less breast gland
+    lung_vessels: tuple[int, int] = (15, 54)  # candidates (those outside the lungs are dropped)
+    lung_vessel_x_mm: Range = (-170.0, 150.0)  # from the LV centre
+    lung_vessel_y_mm: Range = (-130.0, 100.0)
+    lung_vessel_radius_mm: Range = (0.8, 4.5)  # log-uniform
+    lung_vessel_elongation: Range = (1.0, 2.5)
+    pulmonary_artery_chance: float = 0.55  # else a vein
+    lung_vessel_fill: Range = (0.3, 1.0)  # partial volume
+    liver_vessels: tuple[int, int] = (3, 12)
+    liver_vessel_depth: Range = (0.15, 0.8)  # share of the liver radius
+    liver_vessel_radius_mm: Range = (2.0, 6.0)
+    liver_vessel_elongation: Range = (1.0, 1.8)
+    stomach_wall_mm: Range = (3.0, 6.0)
+    stomach_level: Range = (0.2, 0.9)  # gas-fluid level above the centre, share of the largest radius
+    stomach_gas_chance: float = 0.7
+    stomach_content: Range = (0.6, 2.5)  # signal, relative
+    epicardial_septa: Range = (0.1, 0.4)  # darkness of the epicardial fat septa
+    lv_inflow: Range = (0.3, 1.0)  # amplitude of the unmixed-inflow pattern in the LV blood
+    rv_inflow: Range = (0.3, 1.0)
+    myo_heterogeneity: Range = (0.2, 0.8)  # amplitude of patchy myocardial enhancement
+
+
+@dataclass(frozen=True)
 class PhantomPriors:
     """All ranges a phantom study is drawn from, one section per step."""
 
@@ -266,3 +327,4 @@ class PhantomPriors:
     acquisition: AcquisitionPriors = field(default_factory=AcquisitionPriors)
     tracer: TracerPriors = field(default_factory=TracerPriors)
     signal: SignalPriors = field(default_factory=SignalPriors)
+    paint: PaintPriors = field(default_factory=PaintPriors)

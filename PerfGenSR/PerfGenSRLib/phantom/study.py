@@ -110,10 +110,10 @@ def make_phantom(
         rng["tracer"], priors.signal, tracer, timing.times, kind.tesla, placed.heart.dark_rim
     )
     grids = make_grids(acq, motion, placed, kind.edge)
-    painted = paint(rng["paint"], grids, placed, kind.edge)
+    painted = paint(rng["paint"], priors.paint, grids, placed, kind.edge)
     image = render(painted, grids, acq, signals.curves)
     masks, tracked = region_masks(painted.weights, grids, acq)
-    coil = draw_coil(rng["paint"], acq, placed.body)
+    coil = draw_coil(rng["paint"], priors.acquisition, acq, placed.body)  # continues the paint stream
     lv_peak = int(np.argmax(signals.curves["lv_blood"]))
     acquired = acquire(rng["noise"], image, acq, coil, masks["lv_blood"], lv_peak)
     params = {
