@@ -1,7 +1,8 @@
 """Painting step: the fine grids, then the static body wall, the breathing lungs and abdomen, and the
 heart as three layers of tissue-component maps, with the heart's mask weights.
 
-The fine painting details (ribs, vessels, arms, textures) are drawn here, from the paint stream.
+The fine anatomy (ribs, vessels, arms, stomach, textures) is drawn here from the paint stream, within
+:class:`~.priors.PaintPriors`; the coil, drawn after the painting, continues that stream.
 """
 
 from __future__ import annotations

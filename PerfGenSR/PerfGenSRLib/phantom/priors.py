@@ -8,14 +8,20 @@
         acquisition=dataclasses.replace(PhantomPriors().acquisition, snr=(8.0, 80.0), pixel_mm=(1.4, 3.2)),
     )
 
-A pair ``(low, high)`` is drawn uniformly unless its comment says log-uniform; a ``*_chance`` is the
-probability of a yes/no choice. Fixed physics and shapes (tissue T1s, the time course's form, outline
+or, from JSON (e.g. a training configuration, or the ``priors`` a study records when they differ from
+the default), ``PhantomPriors.from_dict({"acquisition": {"snr": [8, 80]}})``.
+
+A pair ``(low, high)`` is drawn uniformly unless its comment says log-uniform (integer pairs: both
+ends included); a ``*_chance`` is the probability of a yes/no choice. Fixed physics and shapes (tissue T1s, the time course's form, outline
 ripples) live with the step that uses them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+
+from ..errors import PerfGenError
 
 Range = tuple[float, float]
 
@@ -170,7 +176,10 @@ class PlacementPriors:
 class AcquisitionPriors:
     """Field of view, matrix, fold-over, reconstruction, noise and stored-value scale."""
 
-    pixel_mm: Range = (1.6, 2.8)  # acquired pixel size (the heart must fit the 96 crop at the coarsest)
+    pixel_mm: Range = (
+        1.6,
+        2.8,
+    )  # acquired pixel size; hearts too large for the 96 crop at the coarsest shrink
     fov_to_body: Range = (0.95, 1.3)  # field-of-view width / body width
     fov_mm: Range = (280.0, 440.0)  # field-of-view width, clipped to this
     cols: tuple[int, ...] = tuple(range(112, 225, 8))  # frequency-encoding matrix sizes
@@ -328,3 +337,29 @@ class PhantomPriors:
     tracer: TracerPriors = field(default_factory=TracerPriors)
     signal: SignalPriors = field(default_factory=SignalPriors)
     paint: PaintPriors = field(default_factory=PaintPriors)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PhantomPriors:
+        """The default table with the sections and fields named in ``data`` (lists for pairs) replaced."""
+        return _replaced(cls(), data, "priors")
+
+
+def _replaced(table, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise PerfGenError(f"{where} must be a mapping of field names to values, got {data!r}")
+    names = {f.name for f in dataclasses.fields(table)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise PerfGenError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+    changes = {}
+    for name, value in data.items():
+        current = getattr(table, name)
+        if dataclasses.is_dataclass(current):
+            changes[name] = _replaced(current, value, f"{where}.{name}")
+        else:
+            changes[name] = _tuples(value)
+    return dataclasses.replace(table, **changes)
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from PerfGenSRLib.errors import PerfGenError
 from PerfGenSRLib.phantom import HEART_CROP, PhantomPriors, make_phantom
 
 DEFAULT = PhantomPriors()
@@ -58,3 +59,15 @@ def test_wider_acquisition_priors_give_valid_studies_in_their_ranges():
             and cols.min() >= c - half
             and cols.max() < c + half
         )
+
+
+def test_priors_from_json_replace_only_what_they_name_and_round_trip_through_a_study():
+    wide = PhantomPriors.from_dict({"acquisition": {"snr": [8, 80]}, "heart": {"mid": {"wall_mm": [5, 14]}}})
+    assert wide.acquisition.snr == (8, 80) and wide.heart.mid.wall_mm == (5, 14)
+    assert wide.acquisition.scale == DEFAULT.acquisition.scale and wide.heart.basal == DEFAULT.heart.basal
+    study = make_phantom(3, 4, priors=wide)
+    recorded = json.loads(json.dumps(study.params["priors"]))
+    assert PhantomPriors.from_dict(recorded) == wide
+    assert PhantomPriors.from_dict({}) == DEFAULT
+    with pytest.raises(PerfGenError, match="acquisition.*unknown.*sn"):
+        PhantomPriors.from_dict({"acquisition": {"sn": [1, 2]}})
