@@ -80,22 +80,9 @@ def make_phantom(
 ) -> PhantomStudy:
     """A synthetic short-axis first-pass perfusion study, fully determined by ``seed``, the options and
     ``priors`` (the ranges it is drawn from; the default is the bundled model's training distribution)."""
-    if int(frames) < 1:
-        raise PerfGenError(f"a phantom needs at least 1 frame, got {frames}")
-    if defect not in DEFECT_CHOICES:
-        raise PerfGenError(f"defect must be one of {DEFECT_CHOICES}, got {defect!r}")
-    if matrix is not None and not (
-        len(matrix) == 2 and min(matrix) >= HEART_CROP and max(matrix) <= MAX_MATRIX
-    ):
-        raise PerfGenError(
-            f"matrix must be (rows, cols) between {HEART_CROP} and {MAX_MATRIX}, got {matrix!r}"
-        )
+    _check_options(frames, defect, matrix, priors)
     seed, frames = int(seed), int(frames)
-    rng = dict(
-        zip(
-            STREAMS, map(np.random.default_rng, np.random.SeedSequence(seed).spawn(len(STREAMS))), strict=True
-        )
-    )
+    rng = _streams(seed)
     kind = draw_kind(rng["kind"], priors.kind, stress, defect)
     timing = draw_timing(rng["timing"], priors.timing, frames, kind.stress)
     motion = draw_motion(rng["motion"], priors.motion, timing.times)
@@ -106,7 +93,7 @@ def make_phantom(
     placed = place_heart(rng["anatomy"], priors.placement, body, heart)
     acq = draw_acquisition(rng["acquisition"], priors.acquisition, placed, motion.heart_reach, matrix)
     tracer = draw_tracer(rng["tracer"], priors.tracer, timing, kind.stress, placed.heart.defect, kind.defect)
-    signals = draw_signals(
+    signals = draw_signals(  # continues the tracer stream
         rng["tracer"], priors.signal, tracer, timing.times, kind.tesla, placed.heart.dark_rim
     )
     grids = make_grids(acq, motion, placed, kind.edge)
@@ -143,6 +130,29 @@ def make_phantom(
         acq.heart_center,
         _jsonable(params),
     )
+
+
+def _check_options(frames, defect, matrix, priors) -> None:
+    if int(frames) < 1:
+        raise PerfGenError(f"a phantom needs at least 1 frame, got {frames}")
+    if defect not in DEFECT_CHOICES:
+        raise PerfGenError(f"defect must be one of {DEFECT_CHOICES}, got {defect!r}")
+    if matrix is not None and not (
+        len(matrix) == 2 and min(matrix) >= HEART_CROP and max(matrix) <= MAX_MATRIX
+    ):
+        raise PerfGenError(
+            f"matrix must be (rows, cols) between {HEART_CROP} and {MAX_MATRIX}, got {matrix!r}"
+        )
+    if not isinstance(priors, PhantomPriors):
+        raise PerfGenError(
+            f"priors must be a PhantomPriors (PhantomPriors.from_dict builds one from JSON), got {priors!r}"
+        )
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """One independent generator per aspect (:data:`STREAMS`), spawned from the seed."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return dict(zip(STREAMS, map(np.random.default_rng, children), strict=True))
 
 
 def _jsonable(value):
