@@ -1,8 +1,8 @@
 """PerfGenSR: super-resolution of myocardial first-pass perfusion MRI sequences in 3D Slicer.
 
 Thin Slicer module: the panel (Widget) collects settings in a parameter node and runs the engine
-in a background process (``PerfGenSRLib.process``) polled by a Qt timer; the Logic delegates all
-scene work to ``PerfGenSRLib.scene`` and all computing to the engine. PerfGenSRLib is imported
+in a background process (``PerfGenSRSlicer.process``) polled by a Qt timer; the Logic delegates all
+scene work to ``PerfGenSRSlicer.scene`` and all computing to the engine. PerfGenSRLib is imported
 inside functions, so loading the module at Slicer start-up stays light and never needs PyTorch.
 """
 
@@ -546,8 +546,8 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
         lrFraction=None,
     ):
         """Start super-resolving the sequence in a background process; poll() and result() the job."""
-        from PerfGenSRLib.process import SuperResolveJob
-        from PerfGenSRLib.scene import sequenceToArray
+        from PerfGenSRSlicer.process import SuperResolveJob
+        from PerfGenSRSlicer.scene import sequenceToArray
 
         return SuperResolveJob(
             sequenceToArray(inputSequenceNode),
@@ -564,7 +564,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def addResults(self, inputSequenceNode, results, lrFraction=None) -> list:
         """Add (method, result) pairs as synchronized sequences of the input's browser."""
-        from PerfGenSRLib.scene import addResultSequences
+        from PerfGenSRSlicer.scene import addResultSequences
 
         return [
             addResultSequences(slicer.mrmlScene, inputSequenceNode, method, result, lrFraction=lrFraction)
@@ -573,13 +573,13 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def superResolve(self, inputSequenceNode, method: str = "perfgen", **options):
         """Super-resolve in this process (blocking; for scripts and tests); options as superResolveSequence."""
-        from PerfGenSRLib.scene import superResolveSequence
+        from PerfGenSRSlicer.scene import superResolveSequence
 
         return superResolveSequence(slicer.mrmlScene, inputSequenceNode, method, **options)
 
     def showComparison(self, inputSequenceNode) -> None:
         """Side-by-side layout: one linked slice view per series (input, LR, each method), one window/level."""
-        from PerfGenSRLib import scene
+        from PerfGenSRSlicer import scene
 
         sequences = scene.resultSequences(slicer.mrmlScene, inputSequenceNode)
         browser = scene.browserForSequence(slicer.mrmlScene, inputSequenceNode)
@@ -604,7 +604,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def createSegments(self, segmentationNode, inputSequenceNode):
         """LV blood / RV blood / myocardium segments on the input's grid (a new segmentation if None)."""
-        from PerfGenSRLib import scene
+        from PerfGenSRSlicer import scene
 
         browser = scene.browserForSequence(slicer.mrmlScene, inputSequenceNode)
         return scene.createPerfusionSegments(
@@ -613,7 +613,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def openSegmentEditor(self, segmentationNode, inputSequenceNode) -> None:
         """Switch to the Segment Editor, drawing into ``segmentationNode`` over the input's proxy volume."""
-        from PerfGenSRLib import scene
+        from PerfGenSRSlicer import scene
 
         proxy = scene.browserForSequence(slicer.mrmlScene, inputSequenceNode).GetProxyNode(inputSequenceNode)
         slicer.util.selectModule("SegmentEditor")
@@ -623,7 +623,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def computeCurves(self, inputSequenceNode, segmentationNode, tableNode=None, chartNode=None):
         """Signal-time curves of each ROI for the input and every result made from it: (table, chart)."""
-        from PerfGenSRLib import scene
+        from PerfGenSRSlicer import scene
 
         sequences = scene.resultSequences(slicer.mrmlScene, inputSequenceNode)
         reusable = [
@@ -643,7 +643,8 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def loadPhantom(self, frames: int = 40, seed: int = 0):
         """A phantom perfusion study as a sequence with its browser (generated into the cache on first use)."""
-        from PerfGenSRLib import io, phantom, scene
+        from PerfGenSRLib import io, phantom
+        from PerfGenSRSlicer import scene
 
         cache = Path(slicer.mrmlScene.GetCacheManager().GetRemoteCacheDirectory())
         path = cache / f"{PHANTOM_SAMPLE}-seed{seed}-{frames}frames-v2.nii.gz"  # v2: 2D+t written as 4D NIfTI
@@ -671,7 +672,8 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
         self.test_PerfGenSR_superResolveAndCurves()
 
     def test_PerfGenSR_superResolveAndCurves(self):
-        from PerfGenSRLib import phantom, scene
+        from PerfGenSRLib import phantom
+        from PerfGenSRSlicer import scene
 
         logic = PerfGenSRLogic()
         self.delayDisplay("Loading the phantom perfusion study")

@@ -114,7 +114,7 @@ def test_module_compiles_and_imports_only_slicer_stdlib_and_engine_at_module_lev
             top_level |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             top_level.add(node.module.split(".")[0])
-    allowed = SLICER_MODULES | set(sys.stdlib_module_names) | {"PerfGenSRLib"}
+    allowed = SLICER_MODULES | set(sys.stdlib_module_names) | {"PerfGenSRLib", "PerfGenSRSlicer"}
     assert top_level <= allowed, (
         f"module-level imports outside Slicer/stdlib/engine: {sorted(top_level - allowed)}"
     )
@@ -129,18 +129,18 @@ def test_module_does_no_numerics(tree):
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {"numpy", "scipy", "math"} & {name.split(".")[0] for name in imported}
-    engine = {
+    delegates = {
         node.module.split(".")[1]
         for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module.startswith("PerfGenSRLib.")
+        if isinstance(node, ast.ImportFrom) and node.module.startswith(("PerfGenSRLib.", "PerfGenSRSlicer."))
     }
-    engine |= {
+    delegates |= {
         alias.name
         for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module == "PerfGenSRLib"
+        if isinstance(node, ast.ImportFrom) and node.module in ("PerfGenSRLib", "PerfGenSRSlicer")
         for alias in node.names
     }
-    assert {"scene", "process", "sample"} <= engine  # it delegates: scene logic, background runs, the engine
+    assert {"scene", "process", "sample"} <= delegates  # scene logic, background runs, the engine
 
 
 def test_icon_is_a_128_pixel_png():
@@ -195,7 +195,7 @@ def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
     test.setUp()
     test.test_PerfGenSR_superResolveAndCurves()
 
-    from PerfGenSRLib import scene
+    from PerfGenSRSlicer import scene
 
     phantom_sequence = mrml.GetFirstNodeByName(PerfGenSR.PHANTOM_SAMPLE)
     assert compared == [phantom_sequence]
@@ -319,5 +319,5 @@ def test_cmake_files_name_what_exists():
             resource in module
             and (ROOT / "PerfGenSR" / resource.replace("${MODULE_NAME}", "PerfGenSR")).exists()
         )
-    assert "PerfGenSRLib/*.py" in module
+    assert "PerfGenSRLib/*.py" in module and "PerfGenSRSlicer/*.py" in module
     assert "slicerMacroBuildScriptedCLI" in (TRAIN_DIR / "CMakeLists.txt").read_text()

@@ -12,7 +12,7 @@ import pytest
 from PerfGenSRLib import kspace
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.io import Study
-from PerfGenSRLib.process import BackgroundProcess, Progress, SuperResolveJob, parse_progress
+from PerfGenSRSlicer.process import BackgroundProcess, Progress, SuperResolveJob, parse_progress
 
 
 def poll_until(process, condition, timeout=20.0) -> Progress:

@@ -10,9 +10,10 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from PerfGenSRLib import kspace, scene
+from PerfGenSRLib import kspace
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.io import Study
+from PerfGenSRSlicer import scene
 
 T, H, W = 6, 32, 28
 LV = ((15, 10), 5.0)  # (row, column) centre, radius

@@ -26,10 +26,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import kspace
-from .defaults import samples_for
-from .errors import Cancelled, PerfGenError
-from .io import Study, write_study
+from PerfGenSRLib import kspace
+from PerfGenSRLib.defaults import samples_for
+from PerfGenSRLib.errors import Cancelled, PerfGenError
+from PerfGenSRLib.io import Study, write_study
 
 PROGRESS_PREFIX = "PROGRESS"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding PerfGenSRLib

@@ -21,9 +21,9 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from . import kspace
-from .errors import PerfGenError
-from .io import Study, validate_frames
+from PerfGenSRLib import kspace
+from PerfGenSRLib.errors import PerfGenError
+from PerfGenSRLib.io import Study, validate_frames
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])  # its own inverse
 SECONDS_PER_UNIT = {
@@ -367,7 +367,7 @@ def superResolveSequence(
     ``samples`` > 1 adds an uncertainty (SD) sequence. The input is never modified; on an error or
     a cancel (:class:`~PerfGenSRLib.errors.Cancelled`) nothing is added to the scene.
     """
-    from .sample import super_resolve_study  # torch is imported only when a run is asked for
+    from PerfGenSRLib.sample import super_resolve_study  # torch is imported only when a run is asked for
 
     if simulateFraction is not None:
         kspace.check_fraction(simulateFraction)
