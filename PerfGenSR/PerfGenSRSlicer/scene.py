@@ -268,13 +268,15 @@ def studyToSequence(
     study: Study,
     name: str,
     referenceSequenceNode: slicer.vtkMRMLSequenceNode | None = None,
+    scalarType: int = vtk.VTK_FLOAT,
 ) -> slicer.vtkMRMLSequenceNode:
     """Add a volume sequence of ``study`` to ``scene``, with the index values of ``referenceSequenceNode``.
 
     Without a reference the index is the frame times in seconds (or frame numbers when unknown).
+    Voxels are stored as ``scalarType`` where it holds them (:func:`framesAs`).
     """
     sequencesLogic(scene)
-    sequence = _buildSequence(study, name, referenceSequenceNode)
+    sequence = _buildSequence(study, name, referenceSequenceNode, vtkType=scalarType)
     scene.AddNode(sequence)
     return sequence
 
@@ -332,6 +334,12 @@ def _findLowRes(scene, inputSequenceNode, fraction: float) -> slicer.vtkMRMLSequ
     return None
 
 
+def resultLabel(method: str, name: str = "") -> str:
+    """A result's label: the method's name, with the user's ``name`` for the run in brackets."""
+    label = METHOD_LABELS.get(method, method)
+    return f"{label} ({name.strip()})" if name.strip() else label
+
+
 def _freeLabel(taken: set[str], label: str) -> str:
     if label not in taken:
         return label
@@ -387,7 +395,7 @@ def addResultSequences(
     browser = browserNode or logic.GetFirstBrowserNodeForSequenceNode(inputSequenceNode)
     baseName = inputSequenceNode.GetName()
     earlier = {node.GetAttribute(LABEL): node for node in _madeFrom(scene, inputSequenceNode, "result")}
-    label = (label or "").strip() or METHOD_LABELS.get(method, method)
+    label = (label or "").strip() or resultLabel(method)
     replaced = earlier.get(label) if replace else None
     if not replace:
         label = _freeLabel(set(earlier), label)
@@ -787,9 +795,14 @@ def _colourOverlay(volumeNode: slicer.vtkMRMLVolumeNode) -> None:
         display.SetAutoWindowLevel(True)
 
 
+def comparePlotView(scene: slicer.vtkMRMLScene) -> slicer.vtkMRMLPlotViewNode | None:
+    """The plot view node of the compare layout (Slicer creates it when the layout is shown)."""
+    return _nodeByLayoutName(scene, "vtkMRMLPlotViewNode", COMPARE_PLOT_VIEW)
+
+
 def showChartInCompareView(scene: slicer.vtkMRMLScene, chartNode: slicer.vtkMRMLPlotChartNode) -> bool:
     """Show ``chartNode`` in the compare layout's plot view; False when that view does not exist."""
-    plotView = _nodeByLayoutName(scene, "vtkMRMLPlotViewNode", COMPARE_PLOT_VIEW)
+    plotView = comparePlotView(scene)
     if plotView is None:
         return False
     plotView.SetPlotChartNodeID(chartNode.GetID())

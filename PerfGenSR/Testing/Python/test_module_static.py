@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import vtk
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULE = ROOT / "PerfGenSR" / "PerfGenSR.py"
@@ -22,6 +23,7 @@ WIDGET_TYPES = {  # parameter type each widget class holds
     "QCheckBox": {"bool"},
     "QSpinBox": {"int"},
     "QDoubleSpinBox": {"float"},
+    "QLineEdit": {"str"},
     "qMRMLNodeComboBox": {"vtkMRMLSequenceNode", "vtkMRMLSegmentationNode"},
 }
 
@@ -140,7 +142,17 @@ def test_module_does_no_numerics(tree):
         if isinstance(node, ast.ImportFrom) and node.module in ("PerfGenSRLib", "PerfGenSRSlicer")
         for alias in node.names
     }
-    assert {"scene", "process", "sample"} <= delegates  # scene logic, background runs, the engine
+    assert {"scene", "process", "engineinfo"} <= delegates  # scene logic, background runs, the engine
+    # opening the panel asks only torch-free modules; torch-importing engine modules only in the test
+    test_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PerfGenSRTest")
+    outside_test = {
+        node.module
+        for cls in tree.body
+        if cls is not test_class
+        for node in ast.walk(cls)
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("PerfGenSRLib")
+    }
+    assert outside_test == set(), f"the panel or logic imports the engine directly: {outside_test}"
 
 
 def test_icon_is_a_128_pixel_png():
@@ -150,8 +162,10 @@ def test_icon_is_a_128_pixel_png():
 
 
 def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
-    """The module's self-test, run on slicer-core: only what needs Slicer's application is stubbed
-    (Qt, the scripted-module base classes, the parameter-node wrapper, views and layouts)."""
+    """The module's logic self-test, run on slicer-core: only what needs Slicer's application is
+    stubbed (Qt, the scripted-module base classes, the parameter-node wrapper, Sample Data's download
+    and the layouts). The sample study is read from the committed file by the real sequence reader."""
+    import hashlib
     import types
     import unittest
 
@@ -171,19 +185,40 @@ def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
     wrapper = types.ModuleType("slicer.parameterNodeWrapper")
     wrapper.parameterNodeWrapper = lambda cls: cls
     wrapper.WithinRange = lambda low, high: (low, high)
+
+    mrml = slicer.vtkMRMLScene()
+    sequences_logic = slicer.vtkSlicerSequencesLogic()
+    sequences_logic.SetMRMLScene(mrml)
+    shown_browsers, registered = [], []
+    sample_data = types.ModuleType("SampleData")
+
+    def download_sample(name):  # what SampleData does with a file URI: copy, then the sequence reader
+        (source,) = [r for r in registered if r["sampleName"] == name]
+        path = Path(source["uris"].removeprefix("file://"))
+        assert source["checksums"] == f"SHA256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+        sequence = sequences_logic.AddSequence(str(path))
+        browser = mrml.AddNewNodeByClass("vtkMRMLSequenceBrowserNode")
+        browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+        sequences_logic.UpdateProxyNodesFromSequences(browser)
+        return sequence
+
+    sample_data.downloadSample = download_sample
+    sample_data.SampleDataLogic = types.SimpleNamespace(
+        registerCustomSampleDataSource=lambda **source: registered.append(source)
+    )
     for name, module in {
         "qt": qt,
         "slicer.ScriptedLoadableModule": base,
         "slicer.parameterNodeWrapper": wrapper,
+        "SampleData": sample_data,
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
-
-    mrml = slicer.vtkMRMLScene()
-    cache = types.SimpleNamespace(GetRemoteCacheDirectory=lambda: str(tmp_path))
-    mrml.GetCacheManager = lambda: cache
+    sequences_module = types.SimpleNamespace(
+        logic=lambda: sequences_logic, showSequenceBrowser=shown_browsers.append
+    )
+    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(sequences=sequences_module), raising=False)
     monkeypatch.setattr(slicer, "mrmlScene", mrml, raising=False)
     monkeypatch.setattr(slicer, "app", types.SimpleNamespace(temporaryPath=str(tmp_path)), raising=False)
-    monkeypatch.setattr(slicer.util, "setSliceViewerLayers", lambda **kwargs: None)
     monkeypatch.syspath_prepend(str(MODULE.parent))
     spec = importlib.util.spec_from_file_location("PerfGenSR", MODULE)
     PerfGenSR = importlib.util.module_from_spec(spec)  # kept out of sys.modules: built on stubs
@@ -197,10 +232,13 @@ def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
 
     from PerfGenSRSlicer import scene
 
-    phantom_sequence = mrml.GetFirstNodeByName(PerfGenSR.PHANTOM_SAMPLE)
-    assert compared == [phantom_sequence]
+    phantom_sequence = compared[0]
+    assert (
+        phantom_sequence.GetNumberOfDataNodes() == 40 and scene.scalarType(phantom_sequence) == vtk.VTK_SHORT
+    )
+    assert shown_browsers == [sequences_logic.GetFirstBrowserNodeForSequenceNode(phantom_sequence)]
+    assert registered[0]["loadFileType"] == "SequenceFile" and "customDownloader" not in registered[0]
     assert list(scene.resultSequences(mrml, phantom_sequence)) == ["Input", "LR 35%", "zero-pad", "PerfGen"]
-    assert any(path.name.endswith(".nii.gz") for path in tmp_path.iterdir())  # the phantom, cached
     assert mrml.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode") == 3 * 4
 
 
