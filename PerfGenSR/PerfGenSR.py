@@ -238,8 +238,14 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 f"The engine needs {describe_missing(missing)}: press Install engine packages."
             )
         elif self._devices is None and self._deviceProbe is None:
-            self._deviceProbe = self.logic.startDeviceProbe()
-            self._timer.start()
+            try:
+                self._deviceProbe = self.logic.startDeviceProbe()
+                self._timer.start()
+            except OSError as error:  # no Python to run the engine with: offer the CPU only
+                from PerfGenSRSlicer.engineinfo import CPU
+
+                logging.warning(f"PerfGenSR: could not ask the engine for devices ({error})")
+                self._devices = [CPU]
         self.updateGUIFromParameterNode()
 
     def _modelSetting(self, method: str) -> str:
@@ -573,7 +579,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
             return False
         others = [requirement for package, requirement in missing.items() if package != TORCH]
         if others:
-            slicer.util.pip_install(others)
+            slicer.util.pip_install(" ".join(others))  # one string: every Slicer version takes it
         if TORCH in missing:
             try:
                 import PyTorchUtils

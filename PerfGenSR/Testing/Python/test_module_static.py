@@ -5,6 +5,7 @@ which turns engine progress into Slicer progress; the CMake files name what exis
 
 import ast
 import importlib.util
+import json
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -348,11 +349,23 @@ def test_cmake_files_name_what_exists():
     ):
         assert re.search(rf'set\({variable} "[^"]+"\)', root), variable
     assert re.search(r'set\(EXTENSION_DEPENDS "PyTorch"\)', root)
+    for url in re.findall(r'set\(EXTENSION_(?:ICONURL|SCREENSHOTURLS) "([^"]+)"\)', root):
+        assert url.startswith("https://raw.githubusercontent.com/PerfGenSR/SlicerPerfGenSR/main/")
+        path = ROOT / url.removeprefix("https://raw.githubusercontent.com/PerfGenSR/SlicerPerfGenSR/main/")
+        assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{url}: no PNG at {path}"
+    # the Extensions Manager takes the category from the ExtensionsIndex entry: keep the two equal
+    entry = json.loads((ROOT / "Docs" / "ExtensionsIndex-entry.json").read_text())
+    assert f'set(EXTENSION_CATEGORY "{entry["category"]}")' in root
+    assert entry["build_dependencies"] == ["PyTorch"] and entry["scm_url"].endswith(".git")
     for directory in re.findall(r"add_subdirectory\((\w+)\)", root):
         assert (ROOT / directory / "CMakeLists.txt").exists()
     module = (ROOT / "PerfGenSR" / "CMakeLists.txt").read_text()
     assert "slicerMacroBuildScriptedModule" in module and "WITH_GENERIC_TESTS" in module
-    for resource in ("Resources/Icons/${MODULE_NAME}.png", "Resources/UI/${MODULE_NAME}.ui"):
+    for resource in (
+        "Resources/Icons/${MODULE_NAME}.png",
+        "Resources/UI/${MODULE_NAME}.ui",
+        "Resources/SampleData/${MODULE_NAME}Phantom.seq.nrrd",
+    ):
         assert (
             resource in module
             and (ROOT / "PerfGenSR" / resource.replace("${MODULE_NAME}", "PerfGenSR")).exists()
