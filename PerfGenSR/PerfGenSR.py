@@ -107,7 +107,7 @@ class PerfGenSRParameterNode:
     replaceResults: bool = False
     perfgenModel: str = ""
     ganModel: str = ""
-    sampler: str = "ddim"
+    sampler: str = "mean"  # the engine's DEFAULT_SAMPLER (a test keeps them equal)
     steps: Annotated[int, WithinRange(0, 2000)] = 0  # 0: the sampler's default
     samples: Annotated[int, WithinRange(0, 32)] = 0  # 0: PerfGen's default
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
@@ -310,7 +310,9 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ):
             widget.enabled = not running
         self.ui.lrFractionSpinBox.enabled = not running and parameters.retrospective
-        self.ui.samplerComboBox.enabled = self.ui.stepsSpinBox.enabled = "perfgen" in methods
+        self.ui.samplerComboBox.enabled = "perfgen" in methods
+        stochastic = "perfgen" in methods and parameters.sampler != "mean"  # mean: one step, one draw
+        self.ui.stepsSpinBox.enabled = self.ui.samplesSpinBox.enabled = stochastic
         self.ui.applyButton.text = "Cancel" if running else "Super-resolve sequence"
         self.ui.applyButton.enabled = running or ready
         self.ui.applyButton.toolTip = (
@@ -810,11 +812,12 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
         if not logic.missingRequirements():
             self.delayDisplay("Zero-pad, retrospective at 35% of the lines")
             zeropad = logic.superResolve(inputSequence, "zeropad", simulateFraction=0.35, device="cpu")
-            self.delayDisplay("PerfGen, 2 DDIM steps, 2 samples")
+            self.delayDisplay("PerfGen, 2 DDIM steps, 2 samples (an uncertainty map)")
             perfgen = logic.superResolve(
                 inputSequence,
                 "perfgen",
                 model=self._perfgenModel(logic),
+                sampler="ddim",
                 steps=2,
                 samples=2,
                 simulateFraction=0.35,

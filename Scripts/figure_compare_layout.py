@@ -39,7 +39,7 @@ def main() -> None:
     phantom = make_phantom(0, frames=40)
     study = phantom.to_study()
     zeropad = super_resolve_study(study, "zeropad", lr_fraction=0.35, device=args.device)
-    perfgen = super_resolve_study(study, "perfgen", lr_fraction=0.35, device=args.device)
+    perfgen = super_resolve_study(study, "perfgen", lr_fraction=0.35, sampler="ddim", device=args.device)
     series = {
         "Input": study.frames[:, 0],
         "LR 35%": zeropad.low_res.frames[:, 0],

@@ -22,6 +22,7 @@ import vtk
 from vtk.util import numpy_support
 
 from PerfGenSRLib import kspace
+from PerfGenSRLib.defaults import DEFAULT_SAMPLER
 from PerfGenSRLib.errors import PerfGenError
 from PerfGenSRLib.io import Study, validate_frames
 
@@ -447,7 +448,7 @@ def superResolveSequence(
     method: str = "perfgen",
     *,
     model: str | None = None,
-    sampler: str = "ddim",
+    sampler: str = DEFAULT_SAMPLER,
     steps: int | None = None,
     samples: int | None = None,
     seed: int = 0,

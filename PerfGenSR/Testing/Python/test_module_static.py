@@ -109,6 +109,16 @@ def test_ui_parameter_names_match_the_parameter_node(tree, ui_widgets):
     assert 'setattr(self._parameterNode, f"{method}Model"' in source
 
 
+def test_sampler_choices_and_default_are_the_engines(tree, ui_widgets):
+    from PerfGenSRLib import defaults
+
+    items = [item.findtext("property/string") for item in ui_widgets["samplerComboBox"].findall("item")]
+    assert items == list(defaults.SAMPLERS)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PerfGenSRParameterNode")
+    (sampler,) = [n for n in cls.body if isinstance(n, ast.AnnAssign) and n.target.id == "sampler"]
+    assert ast.literal_eval(sampler.value) == defaults.DEFAULT_SAMPLER
+
+
 def test_module_compiles_and_imports_only_slicer_stdlib_and_engine_at_module_level(tree):
     compile(MODULE.read_text(), str(MODULE), "exec")
     top_level = set()

@@ -36,7 +36,7 @@ def test_zeropad_passes_the_lr_through_and_keeps_geometry(studies):
 
 
 def test_seeded_sampling_is_deterministic_and_seeds_differ(studies, tiny_model):
-    run = dict(model=tiny_model, steps=3, device="cpu", batch=4)
+    run = dict(model=tiny_model, sampler="ddim", steps=3, device="cpu", batch=4)
     a = super_resolve_study(studies[0], "perfgen", seed=1, **run).study.frames
     b = super_resolve_study(studies[0], "perfgen", seed=1, **run).study.frames
     c = super_resolve_study(studies[0], "perfgen", seed=2, **run).study.frames
@@ -50,6 +50,7 @@ def test_samples_average_and_uncertainty(studies, tiny_model):
         studies[0],
         "perfgen",
         model=tiny_model,
+        sampler="ddim",
         steps=2,
         samples=3,
         device="cpu",
@@ -63,7 +64,7 @@ def test_samples_average_and_uncertainty(studies, tiny_model):
 
 def test_default_sample_count_applies_to_perfgen_only(studies, tiny_model):
     study = studies[0].with_frames(studies[0].frames[:2])
-    perfgen = super_resolve_study(study, "perfgen", model=tiny_model, steps=1, device="cpu")
+    perfgen = super_resolve_study(study, "perfgen", model=tiny_model, sampler="ddim", steps=1, device="cpu")
     zeropad = super_resolve_study(study, "zeropad", lr_fraction=0.35, device="cpu")
     assert perfgen.study.meta["super_resolution"]["samples"] == DEFAULT_SAMPLES
     assert (perfgen.uncertainty is not None) == (DEFAULT_SAMPLES > 1)
@@ -92,7 +93,7 @@ def test_ddpm_sampler_runs_every_step_of_the_models_schedule(studies, tmp_path, 
 def test_cancel_stops_without_result(studies, tiny_model):
     with pytest.raises(Cancelled):
         super_resolve_study(
-            studies[0], "perfgen", model=tiny_model, steps=5, device="cpu", cancel=lambda: True
+            studies[0], "perfgen", model=tiny_model, sampler="ddim", steps=5, device="cpu", cancel=lambda: True
         )
 
 
@@ -117,7 +118,7 @@ def test_data_consistency_keeps_the_measured_lines(studies, tiny_model):
     study = studies[0]
     keep = kspace.kept_lines(study.shape[2], 0.35)
     run = dict(
-        model=tiny_model, steps=2, samples=1, device="cpu", lr_fraction=0.35
+        model=tiny_model, sampler="ddim", steps=2, samples=1, device="cpu", lr_fraction=0.35
     )  # one draw: DC of the result
     consistent = super_resolve_study(study, "perfgen", **run)
     free = super_resolve_study(study, "perfgen", data_consistency=False, **run)
