@@ -200,7 +200,7 @@ def cmd_train_gan(args) -> None:
         "vgg_weights": args.vgg_weights,
         "pretrain_steps": args.pretrain_steps,
     }
-    _run_training(args, "gan", extra={k: v for k, v in losses.items() if v is not None})
+    _run_training(args, "gan", extra={k: v for k, v in losses.items() if v is not None}, init=args.init)
 
 
 def cmd_evaluate(args) -> None:
@@ -431,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train-gan", cmd_train_gan, "Train the GAN baseline (REGAIN-style) on the same data as PerfGen"
     )
     _add_training_arguments(p, preset="small", steps=20_000, batch=16, lr=1e-4, what="generator size")
+    p.add_argument("--init", help="start from this GAN generator's weights (fine-tuning)")
     p.add_argument(
         "--pretrain-steps",
         type=int,
