@@ -178,7 +178,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onAboutToQuit(self) -> None:
         """End every engine process this panel started (Slicer is quitting or the panel goes away)."""
         if self._run is not None:
-            self.cancelRun()
+            self.cancelRun(show=False)
         self._timer.stop()
         from PerfGenSRSlicer import process
 
@@ -197,7 +197,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         if self._run is not None:
-            self.cancelRun()
+            self.cancelRun(show=False)
         self._curves = (None, None)
         self.setParameterNode(None)
 
@@ -487,22 +487,23 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.finishRun()
 
-    def cancelRun(self) -> None:
-        """Stop the background process tree of the method running now; finished results stay."""
+    def cancelRun(self, show: bool = True) -> None:
+        """Stop the background process tree of the method running now; finished results stay
+        (``show``: in the compare layout; not while the scene closes or Slicer quits)."""
         if self._run and self._run["job"] is not None:
             self._run["job"].cancel()
             self._run["failed"].append(f"{self.methodLabel(self._run['method'])} cancelled")
         self._run["pending"] = []
-        self.finishRun(cancelled=True)
+        self.finishRun(cancelled=True, show=show)
 
-    def finishRun(self, cancelled: bool = False) -> None:
+    def finishRun(self, cancelled: bool = False, show: bool = True) -> None:
         """Show what was added and what failed; open the compare layout when anything was added."""
         run, self._run = self._run, None
         self.ui.progressBar.setMaximum(1)
         self.ui.progressBar.setValue(1 if run["added"] and not run["failed"] else 0)
         added = f"Added {', '.join(run['added'])}." if run["added"] else "Nothing was added to the scene."
         self.ui.statusLabel.text = " ".join([*(f"{line}." for line in run["failed"]), added])
-        if run["added"]:
+        if run["added"] and show:
             with slicer.util.tryWithErrorDisplay("Showing the comparison failed.", waitCursor=True):
                 self.logic.showComparison(run["input"])
                 if self._curves[1] is not None:
