@@ -305,9 +305,9 @@ def _number(kind: type, low: float | None = None, high: float | None = None, *, 
     what = "a whole number" if kind is int else "a number"
     bounds = []
     if low is not None:
-        bounds.append(f"{'>' if above else '>='} {kind(low)}")
+        bounds.append(f"{'>' if above else '>='} {low:g}" if kind is float else f">= {low}")
     if high is not None:
-        bounds.append(f"<= {kind(high)}")
+        bounds.append(f"<= {high:g}" if kind is float else f"<= {high}")
     wanted = f"{what} {' and '.join(bounds)}".strip()
 
     def parse(text: str):

@@ -260,13 +260,22 @@ def _load_image(path: Path):
         _check_nifti_complete(path, suffix == ".nii.gz")
     reader = sitk.ImageFileReader()
     reader.SetImageIO(IMAGE_IO[suffix])
-    reader.SetFileName(str(path))
-    try:
-        image = reader.Execute()
-    except RuntimeError:
-        raise PerfGenError(
-            f"{path}: SimpleITK could not read this file as an image; check it is a complete NIfTI/NRRD/MetaImage file"
-        ) from None
+    with tempfile.TemporaryDirectory(prefix="perfgensr-") as folder:
+        source = path
+        if IMAGE_IO[suffix] == "NiftiImageIO" and not path.name.endswith((suffix, suffix.upper())):
+            source = Path(folder) / f"image{suffix}"  # ITK's NIfTI reader refuses mixed-case names
+            try:
+                source.symlink_to(path.resolve())
+            except OSError:  # no symbolic links (Windows without the privilege)
+                shutil.copyfile(path, source)
+        reader.SetFileName(str(source))
+        try:
+            image = reader.Execute()
+        except RuntimeError:
+            raise PerfGenError(
+                f"{path}: SimpleITK could not read this file as an image; check it is a complete "
+                "NIfTI/NRRD/MetaImage file"
+            ) from None
     if 0 in image.GetSize():
         raise PerfGenError(f"{path} is empty (size {_shape(image.GetSize())}); give a study with data")
     return image
@@ -426,7 +435,8 @@ def _write_sitk(study: Study, path: Path) -> None:
     suffix = _image_suffix(path)
     dt = _frame_interval(study)
     d = np.array(study.direction, dtype=float).reshape(3, 3)
-    if study.shape[1] == 1 and suffix not in (".nii", ".nii.gz"):  # NIfTI: (x, y, 1, t)
+    in_plane = d[2, 2] == 1.0 and study.origin[2] == 0.0  # a 3D image keeps no slice orientation or offset
+    if study.shape[1] == 1 and suffix not in (".nii", ".nii.gz") and in_plane:  # NIfTI: (x, y, 1, t)
         image = sitk.GetImageFromArray(study.frames[:, 0].astype(np.float32))
         image.SetSpacing((study.spacing[0], study.spacing[1], dt))
         image.SetOrigin((study.origin[0], study.origin[1], 0.0))

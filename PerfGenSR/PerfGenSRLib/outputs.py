@@ -205,7 +205,11 @@ class OutputPlan:
                     ]
                 for number, (source, target) in enumerate(moves):
                     if not (source.exists() or source.is_symlink()):
-                        continue
+                        if source == staged:
+                            raise PerfGenError(
+                                f"{option} {output.path} was not written; nothing was published"
+                            )
+                        continue  # a companion file the format did not need
                     backup = None
                     if target.exists() or target.is_symlink():
                         backup = backup_dir / f"replaced-{number}"
