@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLES, samples_for
+from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLER, DEFAULT_SAMPLES, PREDICTIONS, SAMPLERS, samples_for
 from .errors import PerfGenError, UntrustedModel
 
 SEED_MAX = 2**32 - 1  # every generator seeded from a seed accepts 0 ... 2**32 - 1
@@ -120,8 +120,13 @@ def cmd_super_resolve(args) -> None:
         raise PerfGenError(
             f"--uncertainty needs --method perfgen: {args.method} is deterministic, its SD over samples is zero"
         )
-    if args.uncertainty and samples_for(args.method, args.samples) < 2:
-        raise PerfGenError("--uncertainty needs 2 or more --samples (it is the per-pixel SD over samples)")
+    if args.uncertainty and (
+        args.sampler == "mean" or samples_for(args.method, args.samples, args.sampler) < 2
+    ):
+        raise PerfGenError(
+            "--uncertainty needs a stochastic --sampler and 2 or more --samples (it is the per-pixel SD over "
+            "samples; e.g. --sampler ddim --samples 8)"
+        )
     plan = _plan(
         args,
         studies={"--output": args.output, "--uncertainty": args.uncertainty},
@@ -194,6 +199,8 @@ def _run_training(args, objective: str, **settings) -> None:
         checkpoint_every=args.checkpoint_every,
         bf16=args.precision == "bf16",
         time_limit=args.time_limit,
+        crop=args.crop,
+        vary_acquisition=not args.fixed_acquisition,
         **settings,
     )
     created = not out.exists()
@@ -225,7 +232,15 @@ def _run_training(args, objective: str, **settings) -> None:
 
 def cmd_train(args) -> None:
     _run_training(
-        args, "perfgen", val_steps=args.val_steps, residual_scale=args.residual_scale, init=args.init
+        args,
+        "perfgen",
+        val_steps=args.val_steps,
+        residual_scale=args.residual_scale,
+        init=args.init,
+        prediction=args.prediction,
+        min_snr_gamma=args.min_snr_gamma,
+        mean_fraction=args.mean_fraction,
+        val_sampler=args.val_sampler,
     )
 
 
@@ -238,7 +253,7 @@ def cmd_train_gan(args) -> None:
         "vgg_weights": args.vgg_weights,
         "pretrain_steps": args.pretrain_steps,
     }
-    _run_training(args, "gan", extra={k: v for k, v in losses.items() if v is not None})
+    _run_training(args, "gan", extra={k: v for k, v in losses.items() if v is not None}, init=args.init)
 
 
 def cmd_evaluate(args) -> None:
@@ -261,6 +276,7 @@ def cmd_evaluate(args) -> None:
                 fraction=args.fraction,
                 methods=methods,
                 models=models,
+                sampler=args.sampler,
                 steps=args.steps,
                 samples=args.samples,
                 max_frames=args.max_frames,
@@ -337,6 +353,14 @@ NON_NEGATIVE = _number(float, 0)
 
 def _add_training_arguments(p, *, preset: str, steps: int, batch: int, lr: float, what: str) -> None:
     """Arguments shared by ``train`` and ``train-gan``: data, run folder, loop settings, with their defaults."""
+    p.add_argument(
+        "--crop", type=_number(int, 8, 2048), default=64, help="training crop side in pixels (default 64)"
+    )
+    p.add_argument(
+        "--fixed-acquisition",
+        action="store_true",
+        help="train on the frames as they are (default: vary matrix, orientation, filter, SNR per frame)",
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--data", nargs="+", help="phantom folders, study files or DICOM folders (split by study)"
@@ -442,7 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["perfgen", "gan", "zeropad"], default="perfgen")
     p.add_argument("--model", help="model .safetensors (default: the bundled model of the method)")
     p.add_argument(
-        "--sampler", choices=["ddim", "ddpm"], default="ddim", help="ddpm: the paper's 2000 ancestral steps"
+        "--sampler",
+        choices=SAMPLERS,
+        default=DEFAULT_SAMPLER,
+        help=f"mean: one-pass posterior mean; ddim/ddpm: averaged samples, ddpm the paper's 2000 ancestral "
+        f"steps (default {DEFAULT_SAMPLER})",
     )
     p.add_argument("--steps", type=COUNT, help=f"DDIM steps (default {DEFAULT_DDIM_STEPS})")
     p.add_argument(
@@ -493,11 +521,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="diffuse (HR - LR) x this scale (default 5); 0 diffuses the HR image as the paper",
     )
     p.add_argument("--init", help="start from this PerfGen model's weights (fine-tuning)")
+    p.add_argument(
+        "--prediction",
+        choices=PREDICTIONS,
+        default="v_prediction",
+        help="what the network predicts (default v_prediction; epsilon is the paper's)",
+    )
+    p.add_argument("--min-snr-gamma", type=POSITIVE, help="min-SNR-gamma loss weighting (default: off)")
+    p.add_argument(
+        "--mean-fraction",
+        type=_number(float, 0, 1),
+        default=0.5,
+        help="share of each batch trained at the top noise level, for the one-pass mean (default 0.5; paper 0)",
+    )
+    p.add_argument(
+        "--val-sampler",
+        choices=["mean", "ddim"],
+        default="mean",
+        help="sampler for validation (default mean)",
+    )
 
     p = command(
         "train-gan", cmd_train_gan, "Train the GAN baseline (REGAIN-style) on the same data as PerfGen"
     )
     _add_training_arguments(p, preset="small", steps=20_000, batch=16, lr=1e-4, what="generator size")
+    p.add_argument("--init", help="start from this GAN generator's weights (fine-tuning)")
     p.add_argument(
         "--pretrain-steps",
         type=_number(int, 0),
@@ -539,6 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--methods", default="zeropad,gan,perfgen", help="comma-separated methods")
     p.add_argument("--models", default="", help="METHOD=PATH,... (default: the bundled models)")
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default=DEFAULT_SAMPLER,
+        help=f"PerfGen sampler (default {DEFAULT_SAMPLER})",
+    )
     p.add_argument("--steps", type=COUNT, help=f"PerfGen DDIM steps (default {DEFAULT_DDIM_STEPS})")
     p.add_argument(
         "--samples", type=COUNT, help=f"PerfGen samples averaged per frame (default {DEFAULT_SAMPLES})"

@@ -17,6 +17,7 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from . import kspace
+from .augment import AcquisitionRanges, vary_acquisition
 from .errors import PerfGenError
 from .io import Study, is_nifti_like, read_study
 from .metrics import FOV, fov_box
@@ -103,9 +104,11 @@ def split_studies(studies: list, validation: int, seed: int = 0) -> tuple[list, 
 class PairDataset(Dataset):
     """(LR, HR) crops around the heart from every frame and slice of the given studies.
 
-    Items are addressed by ``(index, seed)``: all randomness of an item (LR fraction in
-    [0.30, 0.50], crop jitter, flips) comes from that seed, so a run is reproducible and resumable
-    whatever the number of loader workers. An integer index gives the item's fixed default draw.
+    Items are addressed by ``(index, seed)``: all randomness of an item (acquisition variation, LR
+    fraction in [0.30, 0.50], crop jitter, flips) comes from that seed, so a run is reproducible and
+    resumable whatever the number of loader workers. An integer index gives the item's fixed default
+    draw. ``acquisition`` (with ``augment``) varies each HR frame as another scanner would have
+    acquired it (:mod:`augment`) before its LR is simulated.
     """
 
     def __init__(
@@ -115,9 +118,10 @@ class PairDataset(Dataset):
         fraction_range=FRACTION_RANGE,
         jitter: int = 12,
         augment: bool = True,
+        acquisition: AcquisitionRanges | None = None,
     ):
         self.studies, self.crop, self.fraction_range = studies, crop, fraction_range
-        self.jitter, self.augment = jitter, augment
+        self.jitter, self.augment, self.acquisition = jitter, augment, acquisition
         self.centers = [[study_center(s, z) for z in range(s.shape[1])] for s in studies]
         self.index = [
             (i, t, z) for i, s in enumerate(studies) for t in range(s.shape[0]) for z in range(s.shape[1])
@@ -130,14 +134,14 @@ class PairDataset(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, key)
         rng = np.random.default_rng([seed, index])
         i, t, z = self.index[index]
-        hr = self.studies[i].frames[t, z]
+        hr, center = self.studies[i].frames[t, z], self.centers[i][z]
+        if self.augment and self.acquisition is not None:
+            hr, center = vary_acquisition(hr, center, rng, self.acquisition)
         fraction = rng.uniform(*self.fraction_range) if self.augment else float(np.mean(self.fraction_range))
         lr = kspace.degrade(hr, fraction)
-        center = np.array(self.centers[i][z]) + (
-            rng.integers(-self.jitter, self.jitter + 1, 2) if self.augment else 0
-        )
+        jitter = rng.integers(-self.jitter, self.jitter + 1, 2) if self.augment else 0
         hr, lr = (pad_to(a, self.crop) for a in (hr, lr))
-        rows, cols = fov_box(hr.shape, center, self.crop)
+        rows, cols = fov_box(hr.shape, np.array(center) + jitter, self.crop)
         hr, lr = hr[rows, cols], lr[rows, cols]
         if self.augment:
             for axis in (0, 1):

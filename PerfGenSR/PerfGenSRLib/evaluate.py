@@ -25,7 +25,7 @@ import torch
 
 from .curves import roi_curves, save_curves_figure, write_curves_csv, xt_profile
 from .data import study_center, study_paths
-from .defaults import DEFAULT_DDIM_STEPS, samples_for
+from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLER, samples_for
 from .errors import PerfGenError
 from .figures import phase_frames, save_metric_boxplots, save_phase_panel, save_xt_profiles
 from .io import NIFTI_SUFFIXES, Study, atomic_path, read_study, write_study
@@ -304,6 +304,7 @@ def evaluate_cases(
     fraction: float = 0.35,
     methods: list[str] = METHODS,
     models: dict[str, str] | None = None,
+    sampler: str = DEFAULT_SAMPLER,
     steps: int | None = None,
     samples: int | None = None,
     device: str = "auto",
@@ -335,6 +336,7 @@ def evaluate_cases(
                     case.study,
                     method,
                     model=model_paths[method],
+                    sampler=sampler,
                     steps=steps,
                     samples=samples if method == "perfgen" else None,
                     seed=seed,
@@ -382,8 +384,9 @@ def evaluate_cases(
         "fraction": fraction,
         "methods": methods,
         "models": model_paths,
+        "sampler": sampler,
         "steps": steps,
-        "samples": samples_for("perfgen", samples),
+        "samples": samples_for("perfgen", samples, sampler),
         "device": str(resolve_device(device)),
         "seconds": time.perf_counter() - started,
     }
@@ -509,12 +512,7 @@ def format_report(values, tests, roi_values, settings, names, figures, out: Path
         "Models: "
         + ("; ".join(model_lines) if model_lines else "none (zero-padding only)")
         + ". "
-        + (
-            f"PerfGen: DDIM with {settings['steps'] or DEFAULT_DDIM_STEPS} step(s), {settings['samples']} "
-            f"sample{'s' if settings['samples'] > 1 else ''} per frame. "
-            if "perfgen" in methods
-            else ""
-        )
+        + (_perfgen_setting(settings) if "perfgen" in methods else "")
         + f"Device {settings['device']}, {settings['seconds']:.0f} s.",
         "",
     ]
@@ -639,3 +637,12 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _perfgen_setting(settings: dict) -> str:
+    """One sentence naming PerfGen's sampler, steps and draws per frame."""
+    if settings.get("sampler", DEFAULT_SAMPLER) == "mean":
+        return "PerfGen: posterior mean in one pass (sampler mean). "
+    steps = settings["steps"] or DEFAULT_DDIM_STEPS
+    draws = settings["samples"]
+    return f"PerfGen: {settings['sampler']} with {steps} step(s), {draws} sample{'s' if draws > 1 else ''} per frame. "

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import PerfGenError
-from .models import register_architecture, save_model
+from .models import load_model, register_architecture, save_model
 
 
 @dataclass
@@ -306,6 +306,8 @@ class GanObjective:
         self.preset, self.losses = PRESETS[config.preset], gan_losses(config)
         device = runtime.device
         self.generator = Generator(self.preset.generator).to(device)
+        if config.init:
+            self.generator.load_state_dict(load_model(config.init, "regain-generator").module.state_dict())
         self.discriminator = Discriminator(self.preset.discriminator).to(device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         self.trained_generator = runtime.wrap(self.generator)

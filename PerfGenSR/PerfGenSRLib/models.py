@@ -17,6 +17,7 @@ the one it expects.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from torch import nn
 
 from .errors import PerfGenError, UntrustedModel
 from .io import atomic_path, write_json
+from .schedule import DiffusionSchedule
 from .unet import UNet, UNetConfig
 
 FORMAT, VERSION = "perfgen-sr-model", 1
@@ -271,10 +273,9 @@ def _check_description(meta: dict, config_cls: type, path: Path) -> None:
                 f"{where}: config field '{name}' has the invalid value {value!r}; restore the .json"
             )
     schedule = meta.get("schedule", {})
-    if not isinstance(schedule, dict) or set(schedule) - {"num_timesteps", "beta_start", "beta_end"}:
-        raise PerfGenError(
-            f'{where}: "schedule" must hold num_timesteps, beta_start and beta_end; restore the .json'
-        )
+    known = inspect.signature(DiffusionSchedule).parameters
+    if not isinstance(schedule, dict) or set(schedule) - set(known):
+        raise PerfGenError(f'{where}: "schedule" may hold only {", ".join(known)}; restore the .json')
     if "num_timesteps" in schedule and not (
         _is_int(schedule["num_timesteps"]) and schedule["num_timesteps"] >= 1
     ):
@@ -284,8 +285,12 @@ def _check_description(meta: dict, config_cls: type, path: Path) -> None:
     for name in ("beta_start", "beta_end"):
         if name in schedule and not (_is_number(schedule[name]) and 0 < schedule[name] < 1):
             raise PerfGenError(f"{where}: schedule {name} {schedule[name]!r} is not a number in (0, 1)")
-    if schedule.get("beta_start", 1e-6) > schedule.get("beta_end", 1e-2):
-        raise PerfGenError(f"{where}: schedule beta_start is above beta_end; restore the .json")
+    if "prediction" in schedule and not isinstance(schedule["prediction"], str):
+        raise PerfGenError(f"{where}: schedule prediction {schedule['prediction']!r} is not a name")
+    try:
+        DiffusionSchedule(**schedule)
+    except PerfGenError as error:
+        raise PerfGenError(f"{where}: {error}; restore the .json") from None
     scale = meta.get("residual_scale", 0.0)
     if not (_is_number(scale) and scale >= 0):
         raise PerfGenError(f"{where}: residual_scale {scale!r} is not a number >= 0; restore the .json")

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import kspace
-from .defaults import samples_for
+from .defaults import DEFAULT_SAMPLER, samples_for
 from .errors import Cancelled, PerfGenError
 from .io import Study, write_study
 
@@ -202,7 +202,7 @@ class SuperResolveJob:
         *,
         python: str | os.PathLike | None = None,
         model: str | os.PathLike | None = None,
-        sampler: str = "ddim",
+        sampler: str = DEFAULT_SAMPLER,
         steps: int | None = None,
         samples: int | None = None,
         seed: int = 0,
@@ -216,7 +216,7 @@ class SuperResolveJob:
         self.workdir = Path(tempfile.mkdtemp(prefix="perfgensr-"))
         self.input_path = self.workdir / "input.npy"
         self.output_path = self.workdir / "output.npy"
-        samples = samples_for(method, samples)
+        samples = samples_for(method, samples, sampler)
         self.uncertainty_path = self.workdir / "uncertainty.npy" if samples > 1 else None
         write_study(study.with_frames(study.frames, single_slice=False), self.input_path)
         command = [

@@ -17,7 +17,7 @@ import torch
 
 from . import kspace
 from .data import denormalise, frame_peak, normalise
-from .defaults import DEFAULT_DDIM_STEPS, samples_for
+from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_MEAN_FLIPS, DEFAULT_SAMPLER, SAMPLERS, samples_for
 from .errors import Cancelled, PerfGenError
 from .io import Study
 from .models import LoadedModel, bundled_model_path, load_model, resolve_device
@@ -25,36 +25,43 @@ from .scaling import rescale, safe_scale
 from .schedule import DiffusionSchedule
 
 METHODS = ("zeropad", "gan", "perfgen")
-SAMPLERS = ("ddim", "ddpm")
 CLIP_Y0 = 3.0  # predicted y0 clipped to +-3 while sampling (SR3 clips to the data range); data sit within it
 Method = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class DiffusionSampler:
-    """Reverse diffusion conditioned on LR frames: ancestral ``ddpm`` (eq. 8) or ``ddim`` over ``steps``.
+    """Reverse diffusion conditioned on LR frames: the posterior ``mean`` in one network evaluation,
+    ancestral ``ddpm`` (eq. 8) or ``ddim`` over ``steps``.
 
-    The network runs under bf16 autocast where ``bf16`` says so (default: on CUDA only). A model
-    trained on the residual (``residual_scale`` > 0) returns ``LR + y0 / residual_scale``.
+    ``mean`` evaluates the network once at the top noise level and returns its clean-image estimate
+    (with ``flips`` = 2, the average of that estimate for the frame and for its mirror image). The
+    network runs under bf16 autocast where ``bf16`` says so (default: on CUDA only). A model trained
+    on the residual (``residual_scale`` > 0) returns ``LR + y0 / residual_scale``.
     """
 
     def __init__(
         self,
         network: torch.nn.Module,
         schedule: DiffusionSchedule,
-        sampler: str = "ddim",
+        sampler: str = DEFAULT_SAMPLER,
         steps: int | None = None,
         eta: float = 0.0,
         cancel: Callable[[], bool] | None = None,
         bf16: bool | None = None,
         residual_scale: float = 0.0,
         clip_y0: float | None = CLIP_Y0,
+        flips: int = DEFAULT_MEAN_FLIPS,
     ):
         if sampler not in SAMPLERS:
-            raise PerfGenError(f"unknown sampler '{sampler}'; choose ddim or ddpm")
+            raise PerfGenError(f"unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}")
         if steps is None:
-            steps = schedule.num_timesteps if sampler == "ddpm" else DEFAULT_DDIM_STEPS
+            steps = {"ddpm": schedule.num_timesteps, "mean": 1}.get(sampler, DEFAULT_DDIM_STEPS)
         if not 1 <= steps <= schedule.num_timesteps:
             raise PerfGenError(f"--steps must be between 1 and {schedule.num_timesteps}, got {steps}")
+        if sampler == "mean" and steps != 1:
+            raise PerfGenError("the mean sampler takes one step; --steps is for ddim and ddpm")
+        if flips not in (1, 2):
+            raise PerfGenError(f"flips must be 1 or 2, got {flips}")
         self.network, self.schedule, self.sampler, self.eta = network, schedule, sampler, eta
         self.timesteps = (
             list(range(schedule.num_timesteps, 0, -1))
@@ -62,25 +69,38 @@ class DiffusionSampler:
             else schedule.ddim_timesteps(steps)
         )
         self.cancel, self.bf16, self.residual_scale, self.clip_y0 = cancel, bf16, residual_scale, clip_y0
+        self.flips = flips if sampler == "mean" else 1
 
     @torch.inference_mode()
     def __call__(self, low_res: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         y = torch.randn(low_res.shape, generator=generator, device=low_res.device, dtype=low_res.dtype)
+        if self.flips == 2:  # the frame and its mirror image in one batch, mirrored back and averaged
+            both = self._denoise(
+                torch.cat([low_res, low_res.flip(-1)]), torch.cat([y, y.flip(-1)]), generator
+            )
+            first, mirrored = both.chunk(2)
+            y = (first + mirrored.flip(-1)) / 2
+        else:
+            y = self._denoise(low_res, y, generator)
+        return low_res + y / self.residual_scale if self.residual_scale else y
+
+    def _denoise(self, low_res: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None):
+        """Run the reverse process from ``y`` at the first timestep to the clean (scaled) target."""
         for i, t in enumerate(self.timesteps):
             if self.cancel is not None and self.cancel():
                 raise Cancelled("cancelled by the user; nothing was written")
             level = self.schedule.noise_level(t).to(low_res.device, torch.float32).expand(low_res.shape[0])
             bf16 = low_res.device.type == "cuda" if self.bf16 is None else self.bf16
             with torch.autocast(low_res.device.type, dtype=torch.bfloat16, enabled=bf16):
-                eps = self.network(low_res, y, level).float()
+                output = self.network(low_res, y, level).float()
             if self.sampler == "ddpm":
-                y = self.schedule.ddpm_step(eps, t, y, generator=generator, clip_y0=self.clip_y0)
+                y = self.schedule.ddpm_step(output, t, y, generator=generator, clip_y0=self.clip_y0)
             else:
                 t_prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else 0
                 y = self.schedule.ddim_step(
-                    eps, t, t_prev, y, eta=self.eta, generator=generator, clip_y0=self.clip_y0
+                    output, t, t_prev, y, eta=self.eta, generator=generator, clip_y0=self.clip_y0
                 )
-        return low_res + y / self.residual_scale if self.residual_scale else y
+        return y
 
 
 def available_methods(models_dir: str | os.PathLike | None = None) -> list[str]:
@@ -97,7 +117,7 @@ def load_method(
     model: str | os.PathLike | None = None,
     *,
     device: torch.device,
-    sampler: str = "ddim",
+    sampler: str = DEFAULT_SAMPLER,
     steps: int | None = None,
     trust_checkpoint: bool = False,
     cancel: Callable[[], bool] | None = None,
@@ -145,7 +165,7 @@ def super_resolve_study(
     method: str = "perfgen",
     *,
     model: str | os.PathLike | None = None,
-    sampler: str = "ddim",
+    sampler: str = DEFAULT_SAMPLER,
     steps: int | None = None,
     samples: int | None = None,
     seed: int = 0,
@@ -165,11 +185,11 @@ def super_resolve_study(
     When the measured lines are known (either way) and ``data_consistency`` is on, every learned
     result keeps exactly the measured central k-space lines (:func:`kspace.data_consistency`), so a
     method only ever adds the outer lines. ``samples`` > 1 averages samples and returns their SD
-    (default: :data:`~.defaults.DEFAULT_SAMPLES` for PerfGen, one for the deterministic methods).
+    (default: :data:`~.defaults.DEFAULT_SAMPLES` for PerfGen's stochastic samplers, else one).
     Out of GPU memory, a batch is retried at half its size (down to one frame) and the run goes on at
     that size.
     """
-    samples = samples_for(method, samples)
+    samples = samples_for(method, samples, sampler)
     if samples < 1 or batch < 1:
         raise PerfGenError("--samples and --batch must be at least 1")
     torch_device = resolve_device(device)

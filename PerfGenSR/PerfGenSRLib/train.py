@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from .augment import AcquisitionRanges
 from .data import PairDataset, denormalise, split_studies
 from .errors import PerfGenError
 from .metrics import psnr
@@ -61,6 +61,12 @@ class TrainConfig:
     bf16: bool = True  # autocast on CUDA (a small network may run faster without)
     time_limit: float | None = None  # minutes: checkpoint and stop after this long (resume later)
     residual_scale: float = 5.0  # PerfGen diffuses (HR - LR) * scale; 0 diffuses the HR itself as the paper
+    prediction: str = "epsilon"  # what the network predicts: epsilon (the paper), sample or v_prediction
+    min_snr_gamma: float | None = None  # min-SNR-gamma loss weighting (Hang et al. 2023); None: plain L1
+    mean_fraction: float = 0.0  # share of each batch at the top noise level (trains the one-pass mean)
+    crop: int = 96  # training crop side (the network is fully convolutional; inference sees any size)
+    vary_acquisition: bool = False  # vary each HR frame as another scanner would (augment.AcquisitionRanges)
+    val_sampler: str = "ddim"  # PerfGen's sampler for validation PSNR: ddim (val_steps steps) or mean
     init: str | None = None  # start from this model's weights (fine-tuning) instead of random ones
     extra: dict = field(default_factory=dict)
 
@@ -106,7 +112,7 @@ class DiffusionObjective:
         if config.preset not in PRESETS:
             raise PerfGenError(f"unknown preset '{config.preset}'; choose one of {', '.join(PRESETS)}")
         self.config, self.runtime = config, runtime
-        self.schedule = schedule or DiffusionSchedule()
+        self.schedule = schedule or DiffusionSchedule(prediction=config.prediction)
         self.net_config = PRESETS[config.preset]
         self.network = UNet(self.net_config).to(runtime.device)
         if config.init:
@@ -130,13 +136,20 @@ class DiffusionObjective:
         self.optimizer.load_state_dict(state["optimizer"])
 
     def training_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
-        sqrt_gamma = self.schedule.sample_training_noise_level(lr.shape[0], device=lr.device)
+        batch = lr.shape[0]
+        sqrt_gamma = self.schedule.sample_training_noise_level(batch, device=lr.device)
+        top = torch.rand(batch, device=lr.device) < self.config.mean_fraction
+        top_level = self.schedule.noise_level(self.schedule.num_timesteps, device=lr.device)
+        sqrt_gamma = torch.where(top, top_level, sqrt_gamma)
         noise = torch.randn_like(hr)
-        target = (hr - lr) * self.config.residual_scale if self.config.residual_scale else hr
-        noisy = self.schedule.add_noise(target, noise, sqrt_gamma)
+        y0 = (hr - lr) * self.config.residual_scale if self.config.residual_scale else hr
+        noisy = self.schedule.add_noise(y0, noise, sqrt_gamma)
+        target = self.schedule.training_target(y0, noise, sqrt_gamma)
         with autocast(lr.device, self.config.bf16):
             predicted = self.trained(lr, noisy, sqrt_gamma)
-        loss = F.l1_loss(predicted.float(), noise)
+        weight = self.schedule.loss_weight(sqrt_gamma, self.config.min_snr_gamma).to(lr.device)
+        weight = torch.where(top, torch.ones_like(weight), weight)  # the one-pass mean is trained unweighted
+        loss = (weight * (predicted.float() - target).abs().mean(dim=(1, 2, 3))).mean()
         grad_norm = optimise(loss, self.optimizer, self.network, self.config, ema=self.ema)
         return {"loss": loss.item(), "grad_norm": grad_norm}
 
@@ -147,9 +160,10 @@ class DiffusionObjective:
         sampler = DiffusionSampler(
             self.ema,
             self.schedule,
-            sampler="ddim",
-            steps=self.config.val_steps,
+            sampler=self.config.val_sampler,
+            steps=1 if self.config.val_sampler == "mean" else self.config.val_steps,
             residual_scale=self.config.residual_scale,
+            flips=1,
         )
         return sampler(lr, generator=torch.Generator(lr.device).manual_seed(0))
 
@@ -291,7 +305,8 @@ def train(
         _remove_partials(out)
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
         _trim_log(log_path, start)
-    dataset = PairDataset(train_studies)
+    acquisition = AcquisitionRanges() if config.vary_acquisition else None
+    dataset = PairDataset(train_studies, crop=config.crop, acquisition=acquisition)
     loader = DataLoader(
         dataset,
         batch_sampler=BatchKeys(len(dataset), config, runtime, start),
@@ -305,6 +320,7 @@ def train(
         "config": asdict(config),
         "train_studies": len(train_studies),
         "val_studies": len(val_studies),
+        "acquisition": acquisition.config() if acquisition else None,
     }
 
     def checkpoint(step: int) -> None:

@@ -42,7 +42,6 @@ def evaluated(tmp_path_factory):
         [root / "data"],
         root / "out",
         models={"perfgen": str(perfgen), "gan": str(gan)},
-        steps=1,
         device="cpu",
         progress=lambda done, total: progress.append((done, total)),
     )

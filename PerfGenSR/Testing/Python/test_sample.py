@@ -36,7 +36,7 @@ def test_zeropad_passes_the_lr_through_and_keeps_geometry(studies):
 
 
 def test_seeded_sampling_is_deterministic_and_seeds_differ(studies, tiny_model):
-    run = dict(model=tiny_model, steps=3, device="cpu", batch=4)
+    run = dict(model=tiny_model, sampler="ddim", steps=3, device="cpu", batch=4)
     a = super_resolve_study(studies[0], "perfgen", seed=1, **run).study.frames
     b = super_resolve_study(studies[0], "perfgen", seed=1, **run).study.frames
     c = super_resolve_study(studies[0], "perfgen", seed=2, **run).study.frames
@@ -50,6 +50,7 @@ def test_samples_average_and_uncertainty(studies, tiny_model):
         studies[0],
         "perfgen",
         model=tiny_model,
+        sampler="ddim",
         steps=2,
         samples=3,
         device="cpu",
@@ -63,7 +64,7 @@ def test_samples_average_and_uncertainty(studies, tiny_model):
 
 def test_default_sample_count_applies_to_perfgen_only(studies, tiny_model):
     study = studies[0].with_frames(studies[0].frames[:2])
-    perfgen = super_resolve_study(study, "perfgen", model=tiny_model, steps=1, device="cpu")
+    perfgen = super_resolve_study(study, "perfgen", model=tiny_model, sampler="ddim", steps=1, device="cpu")
     zeropad = super_resolve_study(study, "zeropad", lr_fraction=0.35, device="cpu")
     assert perfgen.study.meta["super_resolution"]["samples"] == DEFAULT_SAMPLES
     assert (perfgen.uncertainty is not None) == (DEFAULT_SAMPLES > 1)
@@ -92,7 +93,13 @@ def test_ddpm_sampler_runs_every_step_of_the_models_schedule(studies, tmp_path, 
 def test_cancel_stops_without_result(studies, tiny_model):
     with pytest.raises(Cancelled):
         super_resolve_study(
-            studies[0], "perfgen", model=tiny_model, steps=5, device="cpu", cancel=lambda: True
+            studies[0],
+            "perfgen",
+            model=tiny_model,
+            sampler="ddim",
+            steps=5,
+            device="cpu",
+            cancel=lambda: True,
         )
 
 
@@ -117,7 +124,7 @@ def test_data_consistency_keeps_the_measured_lines(studies, tiny_model):
     study = studies[0]
     keep = kspace.kept_lines(study.shape[2], 0.35)
     run = dict(
-        model=tiny_model, steps=2, samples=1, device="cpu", lr_fraction=0.35
+        model=tiny_model, sampler="ddim", steps=2, samples=1, device="cpu", lr_fraction=0.35
     )  # one draw: DC of the result
     consistent = super_resolve_study(study, "perfgen", **run)
     free = super_resolve_study(study, "perfgen", data_consistency=False, **run)
@@ -136,3 +143,38 @@ def test_data_consistency_keeps_the_measured_lines(studies, tiny_model):
         atol=1e-3 * float(np.abs(free.study.frames).max()),
     )
     assert consistent.study.meta["super_resolution"]["data_consistency_lines"] == keep
+
+
+class _Constant(torch.nn.Module):
+    """A 'network' that predicts one fixed image for every input, counting its calls and batch sizes."""
+
+    def __init__(self, image: torch.Tensor):
+        super().__init__()
+        self.image, self.batches = image, []
+
+    def forward(self, low_res, y_t, level):
+        self.batches.append(low_res.shape[0])
+        return self.image.expand_as(low_res)
+
+
+def test_mean_sampler_returns_the_predicted_image_in_one_evaluation_and_mirrors_it_with_flips():
+    from PerfGenSRLib.sample import DiffusionSampler
+
+    ramp = torch.linspace(0, 1, 6).expand(1, 1, 4, 6)  # not mirror symmetric along columns
+    low_res = torch.zeros(3, 1, 4, 6)
+    network = _Constant(ramp)
+    schedule = DiffusionSchedule(prediction="sample")
+    one = DiffusionSampler(network, schedule, sampler="mean", flips=1, residual_scale=2.0)(low_res)
+    assert network.batches == [3]
+    torch.testing.assert_close(one, ramp.expand(3, 1, 4, 6) / 2)
+    network.batches.clear()
+    both = DiffusionSampler(network, schedule, sampler="mean", flips=2, residual_scale=2.0)(low_res)
+    assert network.batches == [6]  # the frame and its mirror image in one batch
+    torch.testing.assert_close(both, ((ramp + ramp.flip(-1)) / 4).expand(3, 1, 4, 6))
+    with pytest.raises(PerfGenError, match="one step"):
+        DiffusionSampler(network, schedule, sampler="mean", steps=5)
+
+
+def test_mean_sampler_draws_once_and_refuses_an_uncertainty_map(studies, tiny_model):
+    result = super_resolve_study(studies[0], "perfgen", model=tiny_model, sampler="mean", device="cpu")
+    assert result.study.meta["super_resolution"]["samples"] == 1 and result.uncertainty is None

@@ -199,7 +199,14 @@ def test_super_resolved_sequences_join_the_input_browser(mrml, input_sequence):
 
 def test_perfgen_with_samples_adds_an_uncertainty_sequence(mrml, input_sequence, tiny_model):
     result = scene.superResolveSequence(
-        mrml, input_sequence, "perfgen", model=str(tiny_model), steps=2, samples=2, device="cpu"
+        mrml,
+        input_sequence,
+        "perfgen",
+        model=str(tiny_model),
+        sampler="ddim",
+        steps=2,
+        samples=2,
+        device="cpu",
     )
     uncertainty = result.GetNodeReference(scene.UNCERTAINTY_REFERENCE)
     assert result.GetName() == "Perfusion PerfGen" and uncertainty.GetName() == "Perfusion PerfGen SD"

@@ -173,3 +173,40 @@ def test_noise_level_is_sqrt_gamma_and_rejects_out_of_range_steps():
         schedule.noise_level(31)
     with pytest.raises(ValueError):
         schedule.ddpm_step(torch.zeros(1), 0, torch.zeros(1))
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "sample", "v_prediction"])
+def test_each_prediction_splits_back_into_the_noise_and_the_image_it_was_made_from(prediction):
+    schedule = DiffusionSchedule(prediction=prediction)
+    assert DiffusionSchedule(**schedule.config()).prediction == prediction
+    generator = torch.Generator().manual_seed(3)
+    y0 = torch.randn(3, 1, 5, 6, generator=generator, dtype=torch.float64)
+    noise = torch.randn(3, 1, 5, 6, generator=generator, dtype=torch.float64)
+    t = torch.tensor([5, 900, 2000])
+    y_t = schedule.add_noise(y0, noise, schedule.sqrt_gammas[t])
+    output = schedule.training_target(y0, noise, schedule.sqrt_gammas[t])
+    eps, image = schedule.split(output, y_t, t)
+    assert torch.allclose(eps, noise, atol=1e-6) and torch.allclose(image, y0, atol=1e-6)
+    # a perfect prediction takes DDIM straight to the clean image, from any step
+    for step in (2000, 700, 3):
+        y_step = schedule.add_noise(y0, noise, schedule.sqrt_gammas[step])
+        perfect = schedule.training_target(y0, noise, schedule.sqrt_gammas[step])
+        assert torch.allclose(schedule.ddim_step(perfect, step, 0, y_step), y0, atol=1e-5)
+
+
+def test_min_snr_weights_weigh_the_image_error_alike_for_every_prediction():
+    levels = DiffusionSchedule().sqrt_gammas[torch.tensor([10, 300, 1200, 2000])]
+    gamma = levels.square()
+    snr = gamma / (1 - gamma)
+    weights = {
+        p: DiffusionSchedule(prediction=p).loss_weight(levels, 5.0).double()
+        for p in ("epsilon", "sample", "v_prediction")
+    }
+    # an image error e is an output error e*sqrt(snr) for epsilon, e for the image, e*sqrt(snr+1)... in L2:
+    # weight * (d output / d y0)^2 must be the same min(snr, 5) for all three
+    assert torch.allclose(weights["sample"], snr.clamp_max(5.0).float().double(), rtol=1e-5)
+    assert torch.allclose(weights["epsilon"] * snr, weights["sample"], rtol=1e-4)
+    assert torch.allclose(weights["v_prediction"] * (snr + 1), weights["sample"], rtol=1e-4)
+    assert torch.equal(DiffusionSchedule().loss_weight(levels, None), torch.ones(4))
+    with pytest.raises(PerfGenError, match="unknown prediction"):
+        DiffusionSchedule(prediction="velocity")
