@@ -1,16 +1,17 @@
 """PerfGenSR: super-resolution of myocardial first-pass perfusion MRI sequences in 3D Slicer.
 
 Thin Slicer module: the panel (Widget) collects settings in a parameter node and runs the engine
-in a background process (``PerfGenSRLib.process``) polled by a Qt timer; the Logic delegates all
-scene work to ``PerfGenSRLib.scene`` and all computing to the engine. PerfGenSRLib is imported
-inside functions, so loading the module at Slicer start-up stays light and never needs PyTorch.
+in a background process (``PerfGenSRSlicer.process``) polled by a Qt timer; the Logic delegates all
+scene work to ``PerfGenSRSlicer.scene`` and all computing to the engine. Opening the panel never
+imports torch or safetensors: packages and models are checked by ``PerfGenSRSlicer.engineinfo``
+(torch-free) and the devices are asked of an engine process. Both packages are imported inside
+functions, so loading the module at Slicer start-up stays light.
 """
 
-import importlib.util
 import logging
-import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -29,11 +30,15 @@ from slicer.util import VTKObservationMixin
 
 METHOD_CHECKBOXES = {"zeropad": "zeropadCheckBox", "gan": "ganCheckBox", "perfgen": "perfgenCheckBox"}
 MODEL_PATH_EDITS = {"gan": "ganModelPathLineEdit", "perfgen": "perfgenModelPathLineEdit"}
-ENGINE_PACKAGES = {"scipy": "scipy", "safetensors": "safetensors", "tqdm": "tqdm"}  # import name: pip name
 COMPARE_LAYOUT_ID = 8731
 PHANTOM_SAMPLE = "PerfGenSRPhantom"
+PHANTOM_FILE = Path(__file__).resolve().parent / "Resources" / "SampleData" / f"{PHANTOM_SAMPLE}.seq.nrrd"
+PHANTOM_SHA256 = (
+    "59b6f06050ec7c868708477a31c8af1b746080a1c0326df3b5b13229a0b8ff98"  # Scripts/make_sample_data.py
+)
 PHANTOM_ROIS = {"LV blood": "lv_blood", "RV blood": "rv_blood", "Myocardium": "myocardium"}  # segment: mask
 POLL_INTERVAL_MS = 200
+LOG_LINES = 2000  # lines the panel's log keeps
 
 
 #
@@ -64,18 +69,22 @@ class PerfGenSR(ScriptedLoadableModule):
 
 
 def registerSampleData():
-    """Add the phantom perfusion study to the Sample Data module (generated on first use, no download)."""
+    """Add the phantom perfusion study (shipped with the module) to the Sample Data module.
+
+    It is an ordinary sample: a file URI with a checksum, loaded by Slicer's sequence reader (which
+    shows the sequence toolbar), so the Sample Data button and ``SampleData.downloadSample`` agree.
+    """
     import SampleData
 
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category="PerfGenSR",
         sampleName=PHANTOM_SAMPLE,
-        uris="generated:perfgensr-phantom",
-        fileNames=f"{PHANTOM_SAMPLE}.nii.gz",
+        uris=PHANTOM_FILE.as_uri(),
+        fileNames=PHANTOM_FILE.name,
         nodeNames=PHANTOM_SAMPLE,
-        thumbnailFileName=os.path.join(os.path.dirname(__file__), "Resources", "Icons", "PerfGenSR.png"),
+        checksums=f"SHA256:{PHANTOM_SHA256}",
+        thumbnailFileName=str(Path(__file__).resolve().parent / "Resources" / "Icons" / "PerfGenSR.png"),
         loadFileType="SequenceFile",
-        customDownloader=lambda source: PerfGenSRLogic().loadPhantom(),
     )
 
 
@@ -86,7 +95,7 @@ def registerSampleData():
 
 @parameterNodeWrapper
 class PerfGenSRParameterNode:
-    """Panel settings, saved with the scene."""
+    """Panel settings, saved with the scene (a model setting of "" means the bundled model)."""
 
     inputSequence: vtkMRMLSequenceNode
     useZeropad: bool = True
@@ -94,9 +103,11 @@ class PerfGenSRParameterNode:
     usePerfgen: bool = True
     retrospective: bool = False
     lrFraction: Annotated[float, WithinRange(0.05, 1.0)] = 0.35
+    outputName: str = ""
+    replaceResults: bool = False
     perfgenModel: str = ""
     ganModel: str = ""
-    sampler: str = "ddim"
+    sampler: str = "mean"  # the engine's DEFAULT_SAMPLER (a test keeps them equal)
     steps: Annotated[int, WithinRange(0, 2000)] = 0  # 0: the sampler's default
     samples: Annotated[int, WithinRange(0, 32)] = 0  # 0: PerfGen's default
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
@@ -110,7 +121,7 @@ class PerfGenSRParameterNode:
 
 
 class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The module panel: settings, the background run with progress and cancel, ROI curves."""
+    """The module panel: settings, the background run with log, progress and cancel, ROI curves."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -120,7 +131,10 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._run = None  # the run in progress: a dict with the job, pending methods, results
         self._curves = (None, None)  # table and chart nodes of the last curves
-        self._availableMethods = []  # zero-pad, and the learned methods whose bundled model exists
+        self._availableMethods = ["zeropad"]
+        self._devices = None  # (label, device) pairs the engine found; None until it answers
+        self._deviceProbe = None
+        self._deviceWarning = ""
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_INTERVAL_MS)
         self._timer.connect("timeout()", self.onTimer)
@@ -132,12 +146,15 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = PerfGenSRLogic()
+        self.ui.logTextEdit.setMaximumBlockCount(LOG_LINES)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        slicer.app.connect("aboutToQuit()", self.onAboutToQuit)
 
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.ui.installTorchButton.connect("clicked(bool)", self.onInstallTorch)
+        self.ui.installButton.connect("clicked(bool)", self.onInstall)
+        self.ui.loadSampleButton.connect("clicked(bool)", self.onLoadSample)
         self.ui.createSegmentsButton.connect("clicked(bool)", self.onCreateSegments)
         self.ui.computeCurvesButton.connect("clicked(bool)", self.onComputeCurves)
         self.ui.saveCsvButton.connect("clicked(bool)", self.onSaveCsv)
@@ -155,10 +172,17 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.refreshEngineChoices()
 
     def cleanup(self) -> None:
-        if self._run is not None:
-            self.cancelRun()
-        self._timer.stop()
+        self.onAboutToQuit()
         self.removeObservers()
+
+    def onAboutToQuit(self) -> None:
+        """End every engine process this panel started (Slicer is quitting or the panel goes away)."""
+        if self._run is not None:
+            self.cancelRun(show=False)
+        self._timer.stop()
+        from PerfGenSRSlicer import process
+
+        process.cancel_all()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -173,7 +197,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         if self._run is not None:
-            self.cancelRun()
+            self.cancelRun(show=False)
         self._curves = (None, None)
         self.setParameterNode(None)
 
@@ -200,33 +224,31 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
             self.updateGUIFromParameterNode()
 
-    # --- settings the parameter node wrapper does not connect by itself -----------------------------
+    # --- what the engine offers (never imports torch here) ----------------------------------------
 
     def refreshEngineChoices(self) -> None:
-        """Show the methods whose models are available, the devices torch finds, the bundled models."""
-        torchInstalled = self.logic.torchInstalled()
-        available = self.logic.availableMethods() if torchInstalled else []
-        self.ui.installTorchButton.visible = not torchInstalled or bool(self.logic.missingEnginePackages())
-        if self._parameterNode:
-            for method in MODEL_PATH_EDITS:
-                attribute = f"{method}Model"
-                if not getattr(self._parameterNode, attribute):
-                    setattr(
-                        self._parameterNode,
-                        attribute,
-                        self.logic.bundledModelPath(method) if torchInstalled else "",
-                    )
-        self._availableMethods = available
-        wasBlocked = self.ui.deviceComboBox.blockSignals(True)
-        self.ui.deviceComboBox.clear()
-        for label, device in self.logic.devices():
-            self.ui.deviceComboBox.addItem(label, device)
-        self.ui.deviceComboBox.blockSignals(wasBlocked)
-        if not torchInstalled:
-            self.ui.statusLabel.text = "PyTorch is not installed: press Install PyTorch to set it up."
+        """Methods with a model, missing engine packages, and (from an engine process) the devices."""
+        self._availableMethods = self.logic.availableMethods()
+        missing = self.logic.missingRequirements()
+        self.ui.installButton.visible = bool(missing)
+        if missing:
+            from PerfGenSRSlicer.engineinfo import describe_missing
+
+            self.ui.statusLabel.text = (
+                f"The engine needs {describe_missing(missing)}: press Install engine packages."
+            )
+        elif self._devices is None and self._deviceProbe is None:
+            try:
+                self._deviceProbe = self.logic.startDeviceProbe()
+                self._timer.start()
+            except OSError as error:  # no Python to run the engine with: offer the CPU only
+                from PerfGenSRSlicer.engineinfo import CPU
+
+                logging.warning(f"PerfGenSR: could not ask the engine for devices ({error})")
+                self._devices = [CPU]
         self.updateGUIFromParameterNode()
 
-    def _modelPath(self, method: str) -> str:
+    def _modelSetting(self, method: str) -> str:
         return getattr(self._parameterNode, f"{method}Model", "") if self._parameterNode else ""
 
     def onManualSettingChanged(self, *args) -> None:
@@ -244,57 +266,78 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters = self._parameterNode
         if not parameters:
             return
-        for widget in (
+        from PerfGenSRSlicer.engineinfo import device_choices
+
+        choices, current, self._deviceWarning = device_choices(parameters.device, self._devices)
+        manual = (
             self.ui.samplerComboBox,
             self.ui.deviceComboBox,
             self.ui.perfgenModelPathLineEdit,
             self.ui.ganModelPathLineEdit,
-        ):
+        )
+        for widget in manual:
             widget.blockSignals(True)
         self.ui.samplerComboBox.currentText = parameters.sampler
-        self.ui.deviceComboBox.setCurrentIndex(max(0, self.ui.deviceComboBox.findData(parameters.device)))
+        self.ui.deviceComboBox.clear()
+        for label, device in choices:
+            self.ui.deviceComboBox.addItem(label, device)
+        self.ui.deviceComboBox.setCurrentIndex(current)
         self.ui.perfgenModelPathLineEdit.currentPath = parameters.perfgenModel
         self.ui.ganModelPathLineEdit.currentPath = parameters.ganModel
-        for widget in (
-            self.ui.samplerComboBox,
-            self.ui.deviceComboBox,
-            self.ui.perfgenModelPathLineEdit,
-            self.ui.ganModelPathLineEdit,
-        ):
+        for widget in manual:
             widget.blockSignals(False)
 
         for method, name in METHOD_CHECKBOXES.items():
             getattr(self.ui, name).visible = method in self.shownMethods()
         running = self._run is not None
         methods = self.checkedMethods()
-        ready = bool(parameters.inputSequence and methods)
+        self.ui.modelInfoLabel.text = self.modelInfoText(methods)
+        self.ui.deviceWarningLabel.text = self._deviceWarning
+        self.ui.deviceWarningLabel.visible = bool(self._deviceWarning)
+        ready = bool(parameters.inputSequence and methods) and not self._deviceWarning
         for widget in (
             self.ui.inputSequenceSelector,
             self.ui.zeropadCheckBox,
             self.ui.ganCheckBox,
             self.ui.perfgenCheckBox,
             self.ui.retrospectiveCheckBox,
+            self.ui.outputNameLineEdit,
+            self.ui.replaceResultsCheckBox,
             self.ui.advancedCollapsibleGroupBox,
-            self.ui.installTorchButton,
+            self.ui.installButton,
+            self.ui.loadSampleButton,
             self.ui.segmentationSelector,
         ):
             widget.enabled = not running
         self.ui.lrFractionSpinBox.enabled = not running and parameters.retrospective
-        self.ui.samplerComboBox.enabled = self.ui.stepsSpinBox.enabled = "perfgen" in methods
+        self.ui.samplerComboBox.enabled = "perfgen" in methods
+        stochastic = "perfgen" in methods and parameters.sampler != "mean"  # mean: one step, one draw
+        self.ui.stepsSpinBox.enabled = self.ui.samplesSpinBox.enabled = stochastic
         self.ui.applyButton.text = "Cancel" if running else "Super-resolve sequence"
         self.ui.applyButton.enabled = running or ready
         self.ui.applyButton.toolTip = (
-            "Stop the run; nothing is added to the scene"
+            "Stop the method running now; the methods finished before it stay in the scene"
             if running
             else "Super-resolve every frame with the checked methods"
             if ready
-            else "Choose an input sequence and at least one method"
+            else self._deviceWarning or "Choose an input sequence and at least one method"
         )
         self.ui.createSegmentsButton.enabled = not running and bool(parameters.inputSequence)
         self.ui.computeCurvesButton.enabled = not running and bool(
             parameters.inputSequence and parameters.segmentation
         )
         self.ui.saveCsvButton.enabled = self._curves[0] is not None
+
+    def modelInfoText(self, methods: list[str]) -> str:
+        """The model each checked learned method would use, with a link to its model card."""
+        lines = []
+        for method in methods:
+            info = self.logic.modelInfo(method, self._modelSetting(method))
+            if info is None:
+                continue
+            card = f' (<a href="{info.card.as_uri()}">model card</a>)' if info.card else ""
+            lines.append(f"{self.methodLabel(method)}: {info.summary()}{card}")
+        return "<br>".join(lines)
 
     def checkedMethods(self) -> list[str]:
         """Methods checked and shown in the panel, in a fixed order."""
@@ -309,22 +352,26 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return [
             method
             for method in METHOD_CHECKBOXES
-            if method in self._availableMethods or (self._availableMethods and self._modelPath(method))
+            if method in self._availableMethods or self._modelSetting(method)
         ]
 
     # --- background run --------------------------------------------------------------------------
 
-    def onInstallTorch(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Installing PyTorch failed.", waitCursor=True):
+    def onInstall(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Installing the engine packages failed.", waitCursor=True):
             if self.logic.installDependencies():
-                self.ui.statusLabel.text = "Dependencies installed."
+                self.ui.statusLabel.text = "Engine packages installed."
         self.refreshEngineChoices()
+
+    def onLoadSample(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Loading the sample study failed.", waitCursor=True):
+            self._parameterNode.inputSequence = self.logic.loadSample()
 
     def onApplyButton(self) -> None:
         if self._run is not None:
             self.cancelRun()
             return
-        if not self.logic.torchInstalled() or self.logic.missingEnginePackages():
+        if self.logic.missingRequirements():
             if not self.logic.installDependencies():
                 self.ui.statusLabel.text = "PerfGenSR needs PyTorch and its engine packages to run."
                 return
@@ -333,12 +380,16 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not (parameters.inputSequence and methods):
             self.ui.statusLabel.text = "Choose an input sequence and at least one method."
             return
+        self.ui.logTextEdit.clear()
         self._run = {
             "input": parameters.inputSequence,
             "pending": methods,
             "count": len(methods),
-            "results": [],
+            "added": [],  # labels of the results already in the scene
+            "failed": [],  # "<method> failed: <why>" lines
             "fraction": parameters.lrFraction if parameters.retrospective else None,
+            "name": parameters.outputName,
+            "replace": parameters.replaceResults,
             "job": None,
         }
         self.ui.progressBar.setMaximum(0)  # busy until the first frame count arrives
@@ -349,11 +400,12 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         method = run["pending"].pop(0)
         run["method"] = method
         self.ui.statusLabel.text = f"{self.methodLabel(method)}: starting..."
+        self.appendLog(f"--- {self.methodLabel(method)} ---")
         try:
             run["job"] = self.logic.startSuperResolve(
                 run["input"],
                 method,
-                model=self._modelPath(method) or None,
+                model=self.logic.modelFile(method, self._modelSetting(method)),
                 sampler=parameters.sampler,
                 steps=parameters.steps or None,
                 samples=parameters.samples or None,
@@ -362,62 +414,102 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 lrFraction=run["fraction"],
             )
         except Exception as error:  # a PerfGenError from the engine, or an OS error starting it
-            self.finishRun(f"{self.methodLabel(method)} could not start: {error}")
+            self.methodFinished(f"{self.methodLabel(method)} could not start: {error}")
             return
         self._timer.start()
         self.updateGUIFromParameterNode()
 
+    def appendLog(self, line: str) -> None:
+        self.ui.logTextEdit.appendPlainText(line)
+
     def onTimer(self) -> None:
+        self.pollDeviceProbe()
         run = self._run
         if run is None or run["job"] is None:
-            self._timer.stop()
+            if self._deviceProbe is None:
+                self._timer.stop()
             return
         progress = run["job"].poll()
+        for line in run["job"].read_log():
+            self.appendLog(line)
+        from PerfGenSRSlicer.process import format_duration
+
         finishedMethods = run["count"] - len(run["pending"]) - 1
+        timing = f"{format_duration(progress.elapsed)} elapsed"
+        if progress.remaining is not None and not progress.finished:
+            timing += f", about {format_duration(progress.remaining)} left"
+        counted = f"{progress.done} of {progress.total} frames, " if progress.total else ""
+        self.ui.statusLabel.text = (
+            f"{self.methodLabel(run['method'])} (method {finishedMethods + 1} of {run['count']}): "
+            f"{counted}{timing}"
+        )
         if progress.total:
             self.ui.progressBar.setMaximum(progress.total * run["count"])
             self.ui.progressBar.setValue(progress.total * finishedMethods + progress.done)
-            self.ui.statusLabel.text = (
-                f"{self.methodLabel(run['method'])}: {progress.done} of {progress.total} "
-                f"frames (method {finishedMethods + 1} of {run['count']})"
-            )
         if not progress.finished:
             return
-        self._timer.stop()
         try:
-            run["results"].append((run["method"], run["job"].result()))
+            result = run["job"].result()
         except Exception as error:  # the engine's one-line message
-            self.finishRun(f"{self.methodLabel(run['method'])} failed: {error}")
+            self.methodFinished(f"{self.methodLabel(run['method'])} failed: {error}")
             return
+        self.methodFinished(result=result)
+
+    def pollDeviceProbe(self) -> None:
+        if self._deviceProbe is None or not self._deviceProbe.poll().finished:
+            return
+        from PerfGenSRSlicer.engineinfo import parse_probe
+
+        self._devices = parse_probe(self._deviceProbe.read_log())
+        self._deviceProbe = None
+        self.updateGUIFromParameterNode()
+
+    def methodFinished(self, error: str | None = None, result=None) -> None:
+        """Add a finished method's result to the scene at once (or note its error), then go on."""
+        run = self._run
+        run["job"] = None
+        if error is not None:
+            run["failed"].append(error)
+            self.appendLog(error)
+        else:
+            with slicer.util.tryWithErrorDisplay("Adding the result to the scene failed.", waitCursor=True):
+                node = self.logic.addResult(
+                    run["input"],
+                    run["method"],
+                    result,
+                    lrFraction=run["fraction"],
+                    name=run["name"],
+                    replace=run["replace"],
+                )
+                run["added"].append(node.GetName())
         if run["pending"]:
             self.startNextMethod()
         else:
             self.finishRun()
 
-    def cancelRun(self) -> None:
-        """Stop the background process tree; nothing is added to the scene."""
+    def cancelRun(self, show: bool = True) -> None:
+        """Stop the background process tree of the method running now; finished results stay
+        (``show``: in the compare layout; not while the scene closes or Slicer quits)."""
         if self._run and self._run["job"] is not None:
             self._run["job"].cancel()
-        self.finishRun("Cancelled; nothing was added to the scene.", show=False)
+            self._run["failed"].append(f"{self.methodLabel(self._run['method'])} cancelled")
+        self._run["pending"] = []
+        self.finishRun(cancelled=True, show=show)
 
-    def finishRun(self, error: str | None = None, show: bool = True) -> None:
-        """Add all results at once on success; on failure say why and add nothing."""
+    def finishRun(self, cancelled: bool = False, show: bool = True) -> None:
+        """Show what was added and what failed; open the compare layout when anything was added."""
         run, self._run = self._run, None
-        self._timer.stop()
         self.ui.progressBar.setMaximum(1)
-        self.ui.progressBar.setValue(1 if error is None else 0)
-        if error is not None:
-            self.ui.statusLabel.text = error if not show else f"{error} Nothing was added to the scene."
-            if show:
-                slicer.util.errorDisplay(error, windowTitle="PerfGenSR")
-        else:
-            with slicer.util.tryWithErrorDisplay("Adding the results to the scene failed.", waitCursor=True):
-                self.logic.addResults(run["input"], run["results"], run["fraction"])
+        self.ui.progressBar.setValue(1 if run["added"] and not run["failed"] else 0)
+        added = f"Added {', '.join(run['added'])}." if run["added"] else "Nothing was added to the scene."
+        self.ui.statusLabel.text = " ".join([*(f"{line}." for line in run["failed"]), added])
+        if run["added"] and show:
+            with slicer.util.tryWithErrorDisplay("Showing the comparison failed.", waitCursor=True):
                 self.logic.showComparison(run["input"])
-                labels = ", ".join(self.methodLabel(method) for method, _ in run["results"])
-                self.ui.statusLabel.text = (
-                    f"Done: {labels} added to the sequence browser of '{run['input'].GetName()}'."
-                )
+                if self._curves[1] is not None:
+                    self.logic.showCurves(run["input"], self._curves[1])
+        if run["failed"] and not cancelled:
+            slicer.util.errorDisplay(self.ui.statusLabel.text, windowTitle="PerfGenSR")
         self.updateGUIFromParameterNode()
 
     @staticmethod
@@ -440,7 +532,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._curves = self.logic.computeCurves(
                 parameters.inputSequence, parameters.segmentation, *self._curves
             )
-            slicer.modules.plots.logic().ShowChartInLayout(self._curves[1])
+            self.logic.showCurves(parameters.inputSequence, self._curves[1])
         self.updateGUIFromParameterNode()
 
     def onSaveCsv(self) -> None:
@@ -465,65 +557,76 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self) -> PerfGenSRParameterNode:
         return PerfGenSRParameterNode(super().getParameterNode())
 
-    # --- dependencies and choices ----------------------------------------------------------------
+    # --- dependencies and choices (torch-free) ---------------------------------------------------
 
     @staticmethod
-    def torchInstalled() -> bool:
-        """Whether PyTorch can be imported (checked without importing it)."""
-        return importlib.util.find_spec("torch") is not None
+    def missingRequirements() -> dict[str, str]:
+        """Engine packages that Slicer's Python lacks or has too old: pip name -> requirement."""
+        from PerfGenSRSlicer.engineinfo import missing_requirements
 
-    @staticmethod
-    def missingEnginePackages() -> list[str]:
-        """pip names of the engine's packages that Slicer's Python lacks."""
-        return [pip for module, pip in ENGINE_PACKAGES.items() if importlib.util.find_spec(module) is None]
+        return missing_requirements()
 
     def installDependencies(self) -> bool:
-        """Offer to install what the engine lacks, each step after the user's confirmation; True when ready."""
-        missing = self.missingEnginePackages()
-        if missing:
-            if not slicer.util.confirmOkCancelDisplay(
-                f"PerfGenSR needs these Python packages: {', '.join(missing)}. Install them now with pip?",
-                windowTitle="PerfGenSR",
-            ):
-                return False
-            slicer.util.pip_install(missing)
-        if not self.torchInstalled():
+        """Install what the engine lacks after the user agrees (torch through PyTorchUtils, with the
+        engine's version requirement); True when everything is there."""
+        from PerfGenSRSlicer.engineinfo import REQUIREMENTS, TORCH, describe_missing
+
+        missing = self.missingRequirements()
+        if not missing:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(
+            f"PerfGenSR's engine needs these Python packages: {describe_missing(missing)}. "
+            "Install them now (PyTorch through the PyTorch extension)?",
+            windowTitle="PerfGenSR",
+        ):
+            return False
+        others = [requirement for package, requirement in missing.items() if package != TORCH]
+        if others:
+            slicer.util.pip_install(" ".join(others))  # one string: every Slicer version takes it
+        if TORCH in missing:
             try:
                 import PyTorchUtils
             except ModuleNotFoundError:
                 slicer.util.errorDisplay(
-                    "PerfGenSR needs PyTorch. Install the PyTorch extension from the Extensions Manager, restart "
-                    "Slicer, then press Install PyTorch.",
+                    "PerfGenSR needs PyTorch. Install the PyTorch extension from the Extensions Manager, "
+                    "restart Slicer, then press Install engine packages.",
                     windowTitle="PerfGenSR",
                 )
                 return False
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
+            torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                askConfirmation=False, torchVersionRequirement=f">={REQUIREMENTS[TORCH]}"
+            )
+            if torch is None:
                 return False
-        return True
+        return not self.missingRequirements()
 
-    def availableMethods(self) -> list[str]:
-        """Methods usable now: zero-pad, plus the learned methods whose bundled model exists."""
-        from PerfGenSRLib.sample import available_methods
+    @staticmethod
+    def availableMethods() -> list[str]:
+        """Zero-pad, plus the learned methods whose bundled model exists."""
+        from PerfGenSRSlicer.engineinfo import available_methods
 
         return available_methods()
 
-    def bundledModelPath(self, method: str) -> str:
-        """Path of the bundled model of ``method``, or '' when there is none."""
-        from PerfGenSRLib.models import bundled_model_path, has_bundled_model
+    @staticmethod
+    def modelFile(method: str, setting: str) -> str | None:
+        """The model file to run ``method`` with for a saved setting (None: the bundled model)."""
+        from PerfGenSRSlicer.engineinfo import model_for
 
-        return str(bundled_model_path(method)) if has_bundled_model(method) else ""
+        return model_for(method, setting)
 
-    def devices(self) -> list[tuple[str, str]]:
-        """(label, device) choices: auto, the CPU, and each CUDA GPU (torch is asked only if installed)."""
-        choices = [("auto", "auto"), ("CPU", "cpu")]
-        if self.torchInstalled():
-            import torch
+    @staticmethod
+    def modelInfo(method: str, setting: str):
+        """What the model of ``method`` with ``setting`` is (an ``engineinfo.ModelInfo``, or None)."""
+        from PerfGenSRSlicer.engineinfo import model_info
 
-            choices += [
-                (f"GPU {i}: {torch.cuda.get_device_name(i)}", f"cuda:{i}")
-                for i in range(torch.cuda.device_count())
-            ]
-        return choices
+        return model_info(method, setting)
+
+    def startDeviceProbe(self):
+        """Ask an engine process which devices torch finds (CPU, CUDA GPUs, Apple MPS); poll() it."""
+        from PerfGenSRSlicer.engineinfo import probe_command
+        from PerfGenSRSlicer.process import BackgroundProcess, engine_environment
+
+        return BackgroundProcess(probe_command(self.pythonExecutable()), env=engine_environment())
 
     @staticmethod
     def pythonExecutable() -> str:
@@ -545,9 +648,10 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
         device="auto",
         lrFraction=None,
     ):
-        """Start super-resolving the sequence in a background process; poll() and result() the job."""
-        from PerfGenSRLib.process import SuperResolveJob
-        from PerfGenSRLib.scene import sequenceToArray
+        """Start super-resolving the sequence in a background process (exchange files under Slicer's
+        temporary folder); poll(), read_log() and result() the job."""
+        from PerfGenSRSlicer.process import SuperResolveJob
+        from PerfGenSRSlicer.scene import sequenceToArray
 
         return SuperResolveJob(
             sequenceToArray(inputSequenceNode),
@@ -560,30 +664,43 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
             seed=seed,
             device=device,
             lr_fraction=lrFraction,
+            temp_dir=Path(slicer.app.temporaryPath) / "PerfGenSR",
         )
 
-    def addResults(self, inputSequenceNode, results, lrFraction=None) -> list:
-        """Add (method, result) pairs as synchronized sequences of the input's browser."""
-        from PerfGenSRLib.scene import addResultSequences
+    def addResult(self, inputSequenceNode, method, result, lrFraction=None, name="", replace=False):
+        """Add one method's result as synchronized sequences of the input's browser, labelled with
+        the method and ``name``; ``replace`` replaces an earlier result of that label."""
+        from PerfGenSRSlicer import scene
 
-        return [
-            addResultSequences(slicer.mrmlScene, inputSequenceNode, method, result, lrFraction=lrFraction)
-            for method, result in results
-        ]
+        return scene.addResultSequences(
+            slicer.mrmlScene,
+            inputSequenceNode,
+            method,
+            result,
+            lrFraction=lrFraction,
+            label=scene.resultLabel(method, name),
+            replace=replace,
+        )
 
     def superResolve(self, inputSequenceNode, method: str = "perfgen", **options):
         """Super-resolve in this process (blocking; for scripts and tests); options as superResolveSequence."""
-        from PerfGenSRLib.scene import superResolveSequence
+        from PerfGenSRSlicer.scene import superResolveSequence
 
         return superResolveSequence(slicer.mrmlScene, inputSequenceNode, method, **options)
 
     def showComparison(self, inputSequenceNode) -> None:
-        """Side-by-side layout: one linked slice view per series (input, LR, each method), one window/level."""
-        from PerfGenSRLib import scene
+        """Side-by-side layout: one linked slice view per series (input, LR, each result, one
+        window/level, each uncertainty as a colour overlay) above a plot view for the curves."""
+        from PerfGenSRSlicer import scene
 
         sequences = scene.resultSequences(slicer.mrmlScene, inputSequenceNode)
         browser = scene.browserForSequence(slicer.mrmlScene, inputSequenceNode)
         volumes = [browser.GetProxyNode(sequence) for sequence in sequences.values()]
+        overlays = {
+            index: browser.GetProxyNode(sequence.GetNodeReference(scene.UNCERTAINTY_REFERENCE))
+            for index, sequence in enumerate(sequences.values())
+            if sequence.GetNodeReference(scene.UNCERTAINTY_REFERENCE) is not None
+        }
         description = scene.compareLayoutDescription(list(sequences))
         layoutManager = slicer.app.layoutManager()
         layoutNode = layoutManager.layoutLogic().GetLayoutNode()
@@ -592,7 +709,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
         else:
             layoutNode.AddLayoutDescription(COMPARE_LAYOUT_ID, description)
         layoutManager.setLayout(COMPARE_LAYOUT_ID)
-        scene.showInCompareViews(slicer.mrmlScene, volumes)
+        scene.showInCompareViews(slicer.mrmlScene, volumes, overlays)
         scene.matchWindowLevel(inputSequenceNode, volumes)
         for name in scene.compareViewNames(len(volumes)):
             sliceWidget = layoutManager.sliceWidget(name)
@@ -600,11 +717,20 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
                 sliceWidget.sliceLogic().FitSliceToAll()
         slicer.modules.sequences.setToolBarActiveBrowserNode(browser)
 
+    def showCurves(self, inputSequenceNode, chartNode) -> None:
+        """Show the curves in the compare layout's plot view (opening that layout if needed)."""
+        from PerfGenSRSlicer import scene
+
+        if slicer.app.layoutManager().layout != COMPARE_LAYOUT_ID:
+            self.showComparison(inputSequenceNode)
+        if not scene.showChartInCompareView(slicer.mrmlScene, chartNode):
+            slicer.modules.plots.logic().ShowChartInLayout(chartNode)
+
     # --- ROIs and curves -------------------------------------------------------------------------
 
     def createSegments(self, segmentationNode, inputSequenceNode):
         """LV blood / RV blood / myocardium segments on the input's grid (a new segmentation if None)."""
-        from PerfGenSRLib import scene
+        from PerfGenSRSlicer import scene
 
         browser = scene.browserForSequence(slicer.mrmlScene, inputSequenceNode)
         return scene.createPerfusionSegments(
@@ -613,7 +739,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def openSegmentEditor(self, segmentationNode, inputSequenceNode) -> None:
         """Switch to the Segment Editor, drawing into ``segmentationNode`` over the input's proxy volume."""
-        from PerfGenSRLib import scene
+        from PerfGenSRSlicer import scene
 
         proxy = scene.browserForSequence(slicer.mrmlScene, inputSequenceNode).GetProxyNode(inputSequenceNode)
         slicer.util.selectModule("SegmentEditor")
@@ -623,7 +749,7 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def computeCurves(self, inputSequenceNode, segmentationNode, tableNode=None, chartNode=None):
         """Signal-time curves of each ROI for the input and every result made from it: (table, chart)."""
-        from PerfGenSRLib import scene
+        from PerfGenSRSlicer import scene
 
         sequences = scene.resultSequences(slicer.mrmlScene, inputSequenceNode)
         reusable = [
@@ -641,17 +767,17 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     # --- sample data -----------------------------------------------------------------------------
 
-    def loadPhantom(self, frames: int = 40, seed: int = 0):
-        """A phantom perfusion study as a sequence with its browser (generated into the cache on first use)."""
-        from PerfGenSRLib import io, phantom, scene
+    def loadSample(self):
+        """The phantom perfusion study through the Sample Data module, shown with the sequence toolbar."""
+        import SampleData
 
-        cache = Path(slicer.mrmlScene.GetCacheManager().GetRemoteCacheDirectory())
-        path = cache / f"{PHANTOM_SAMPLE}-seed{seed}-{frames}frames-v2.nii.gz"  # v2: 2D+t written as 4D NIfTI
-        if not path.exists():
-            io.write_study(phantom.make_phantom(seed, frames=frames).to_study(), path)
-        sequence = scene.studyToSequence(slicer.mrmlScene, io.read_study(path), PHANTOM_SAMPLE)
-        browser = scene.browserForSequence(slicer.mrmlScene, sequence)
-        slicer.util.setSliceViewerLayers(background=browser.GetProxyNode(sequence), fit=True)
+        registerSampleData()  # registering twice is a no-op
+        sequence = SampleData.downloadSample(PHANTOM_SAMPLE)
+        if sequence.IsA("vtkMRMLSequenceBrowserNode"):  # the reader loads both; take the sequence
+            sequence = sequence.GetMasterSequenceNode()
+        browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForSequenceNode(sequence)
+        if browser is not None:
+            slicer.modules.sequences.showSequenceBrowser(browser)
         return sequence
 
 
@@ -661,7 +787,8 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
 
 class PerfGenSRTest(ScriptedLoadableModuleTest):
-    """Self-test: phantom sequence in, zero-pad and PerfGen (few steps) through the logic, curves out."""
+    """Self-test. The first test is the logic on the phantom (also run under slicer-core by pytest);
+    the second needs the application: panel, sample data, layouts, the background run."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -669,25 +796,29 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_PerfGenSR_superResolveAndCurves()
+        self.setUp()
+        self.test_PerfGenSR_inTheApplication()
 
     def test_PerfGenSR_superResolveAndCurves(self):
-        from PerfGenSRLib import phantom, scene
+        from PerfGenSRLib import phantom
+        from PerfGenSRSlicer import scene
 
         logic = PerfGenSRLogic()
         self.delayDisplay("Loading the phantom perfusion study")
-        inputSequence = logic.loadPhantom(frames=6)
+        inputSequence = logic.loadSample()
         frames = inputSequence.GetNumberOfDataNodes()
-        self.assertEqual(frames, 6)
+        self.assertEqual(frames, 40)
         values = [inputSequence.GetNthIndexValue(i) for i in range(frames)]
 
-        if logic.torchInstalled():
+        if not logic.missingRequirements():
             self.delayDisplay("Zero-pad, retrospective at 35% of the lines")
             zeropad = logic.superResolve(inputSequence, "zeropad", simulateFraction=0.35, device="cpu")
-            self.delayDisplay("PerfGen, 2 DDIM steps, 2 samples")
+            self.delayDisplay("PerfGen, 2 DDIM steps, 2 samples (an uncertainty map)")
             perfgen = logic.superResolve(
                 inputSequence,
                 "perfgen",
                 model=self._perfgenModel(logic),
+                sampler="ddim",
                 steps=2,
                 samples=2,
                 simulateFraction=0.35,
@@ -705,19 +836,21 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
                 )
                 self.assertTrue(browser.IsSynchronizedSequenceNode(sequence.GetID(), True))
                 self.assertIsNotNone(browser.GetProxyNode(sequence))
+                self.assertIs(sequence.GetNodeReference(scene.SOURCE_REFERENCE), inputSequence)
             self.assertIs(
                 perfgen.GetNodeReference(scene.LOW_RES_REFERENCE),
                 zeropad.GetNodeReference(scene.LOW_RES_REFERENCE),
             )
+            self.assertEqual(scene.scalarType(perfgen), scene.scalarType(inputSequence))  # int16 kept
             logic.showComparison(inputSequence)
         else:
-            self.delayDisplay("PyTorch is not installed: checking the scene logic without super-resolution")
+            self.delayDisplay("The engine packages are missing: checking the scene logic without a run")
 
         self.delayDisplay("ROI segments and signal-time curves")
         segmentation = logic.createSegments(None, inputSequence)
         self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 3)
         reference = scene.browserForSequence(slicer.mrmlScene, inputSequence).GetProxyNode(inputSequence)
-        masks = phantom.make_phantom(0, frames=6).masks  # the phantom's true ROIs stand in for drawn ones
+        masks = phantom.make_phantom(0, frames=2).masks  # the phantom's true ROIs stand in for drawn ones
         for segmentName, maskName in PHANTOM_ROIS.items():
             scene.setSegmentFromMask(slicer.mrmlScene, segmentation, segmentName, masks[maskName], reference)
         rois = len(scene.segmentMasks(segmentation, reference))
@@ -727,14 +860,83 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
         self.assertEqual(table.GetTable().GetNumberOfRows(), frames)
         self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), rois * methods)
         self.assertEqual(table.GetTable().GetNumberOfColumns(), 1 + rois * methods)
-        logging.info("PerfGenSR self-test passed")
+        logging.info("PerfGenSR self-test (logic) passed")
+        self.delayDisplay("Test passed")
+
+    def test_PerfGenSR_inTheApplication(self):
+        """What only the application shows: run from the Slicer GUI (see README, "Self-test")."""
+        from PerfGenSRSlicer import scene
+
+        torchBefore = "torch" in sys.modules
+        self.delayDisplay("Opening the panel does not import torch")
+        slicer.util.selectModule("PerfGenSR")
+        widget = slicer.modules.PerfGenSRWidget
+        self.assertEqual("torch" in sys.modules, torchBefore)  # meaningful in a fresh Slicer session
+
+        self.delayDisplay("The sample study through SampleData, with the sequence toolbar")
+        sequence = widget.logic.loadSample()
+        self.assertTrue(sequence.IsA("vtkMRMLSequenceNode"))
+        self.assertEqual(scene.scalarType(sequence), vtk.VTK_SHORT)
+        browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForSequenceNode(sequence)
+        self.assertIsNotNone(browser)
+        self.assertIs(slicer.modules.sequences.toolBar().activeBrowserNode(), browser)
+
+        self.delayDisplay("The device list comes from an engine process")
+        deadline = time.monotonic() + 120
+        while widget._devices is None and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        self.assertIsNotNone(widget._devices)
+        self.assertEqual(widget.ui.deviceComboBox.itemData(0), "auto")
+        if widget.logic.missingRequirements():
+            self.delayDisplay("Engine packages missing: the background run is not tested")
+            return
+
+        self.delayDisplay("A zero-pad run in the background: log, per-method results, compare layout")
+        parameters = widget._parameterNode
+        parameters.inputSequence = sequence
+        parameters.useZeropad, parameters.useGan, parameters.usePerfgen = True, False, False
+        parameters.retrospective, parameters.outputName = True, "self-test"
+        widget.onApplyButton()
+        deadline = time.monotonic() + 300
+        while widget._run is not None and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        self.assertIsNone(widget._run)
+        self.assertIn("Added", widget.ui.statusLabel.text)
+        self.assertTrue(widget.ui.logTextEdit.toPlainText().strip())
+        found = scene.resultSequences(slicer.mrmlScene, sequence)
+        self.assertIn("zero-pad (self-test)", found)
+        layoutManager = slicer.app.layoutManager()
+        self.assertEqual(layoutManager.layout, COMPARE_LAYOUT_ID)
+
+        self.delayDisplay("Curves go to the compare layout's plot view; the layout stays")
+        segmentation = widget.logic.createSegments(None, sequence)
+        from PerfGenSRLib import phantom
+
+        proxy = browser.GetProxyNode(sequence)
+        scene.setSegmentFromMask(
+            slicer.mrmlScene,
+            segmentation,
+            "LV blood",
+            phantom.make_phantom(0, frames=2).masks["lv_blood"],
+            proxy,
+        )
+        table, chart = widget.logic.computeCurves(sequence, segmentation)
+        widget.logic.showCurves(sequence, chart)
+        self.assertEqual(layoutManager.layout, COMPARE_LAYOUT_ID)
+        plotView = scene.comparePlotView(slicer.mrmlScene)
+        self.assertIsNotNone(plotView)
+        self.assertEqual(plotView.GetPlotChartNodeID(), chart.GetID())
         self.delayDisplay("Test passed")
 
     def _perfgenModel(self, logic) -> str:
         """The bundled PerfGen model, or a tiny untrained one written for this test."""
-        bundled = logic.bundledModelPath("perfgen")
-        if bundled:
-            return bundled
+        from PerfGenSRSlicer.engineinfo import bundled_model
+
+        bundled = bundled_model("perfgen")
+        if bundled is not None:
+            return str(bundled)
         from PerfGenSRLib.models import save_model
         from PerfGenSRLib.schedule import DiffusionSchedule
         from PerfGenSRLib.unet import PRESETS, UNet

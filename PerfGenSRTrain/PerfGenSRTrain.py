@@ -30,7 +30,7 @@ def make_engine_importable() -> None:
 
 def filter_progress(line: str) -> str | None:
     """The Slicer progress line for a ``PROGRESS <done> <total>`` line, else None."""
-    from PerfGenSRLib.process import parse_progress
+    from PerfGenSRSlicer.process import parse_progress
 
     parsed = parse_progress(line)
     if parsed is None or parsed[1] <= 0:

@@ -1,6 +1,7 @@
-"""Sampling benchmark: speed and quality of ddpm-2000 and DDIM step counts, batch 1 against batched,
-fp32 against bf16 (CUDA), on held-out phantom frames, all measured side by side in one run
-(on a CPU, ddpm-2000 runs batched only: batch 1 would take many minutes).
+"""Sampling benchmark: speed and quality of the one-pass mean (with and without its mirror image),
+ddpm-2000 and DDIM step counts, batch 1 against batched, fp32 against bf16 (CUDA), beside zero-padding
+and the GAN, on held-out phantom frames, all measured side by side in one run (on a CPU, ddpm-2000
+runs batched only: batch 1 would take many minutes).
 
     python Scripts/bench_sampling.py [--model M] [--device auto] [--frames 16] [--ddim 10,20,50,100] [--ddpm-frames 8] [--samples 1,4]
 
@@ -70,6 +71,7 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(bundled_model_path("perfgen")))
+    parser.add_argument("--gan", default=str(bundled_model_path("gan")), help="GAN timed beside (none: skip)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--ddpm-frames", type=int, default=8, help="frames for ddpm-2000 (0: skip ddpm)")
@@ -88,7 +90,11 @@ def main() -> None:
     print(f"device {device}, model {args.model}, {args.frames} frames 96x96 (ddpm on the first {ddpm_n})")
     precisions = [False, True] if device.type == "cuda" else [False]
     counts = [int(k) for k in args.samples.split(",")]
-    settings = [("ddpm", 2000)] * (args.ddpm_frames > 0) + [("ddim", int(s)) for s in args.ddim.split(",")]
+    settings = (
+        [("mean", 1, 1), ("mean", 1, 2)]
+        + [("ddpm", 2000, 1)] * (args.ddpm_frames > 0)
+        + [("ddim", int(s), 1) for s in filter(None, args.ddim.split(","))]
+    )
 
     def score(sr, sl):
         peak_hr, peak_truth = high[sl].max(), truth[sl].max()
@@ -100,12 +106,27 @@ def main() -> None:
     print(
         f"zero-pad (first {ddpm_n} frames): PSNR vs HR {zp[0]:.2f} dB, vs truth {zp[1]:.2f} dB, SSIM vs truth {zp[2]:.3f}"
     )
-    print(
-        f"{'sampler':<10}{'steps':>6}{'K':>3}{'batch':>6}{'prec':>6}{'img/s':>9}{'x naive':>9}{'PSNR-HR':>9}"
-        f"{'PSNR-tr':>9}{'SSIM-tr':>8}{'ddpm-set PSNR-tr':>18}{'peak MB':>9}"
+    header = (
+        f"{'sampler':<10}{'steps':>6}{'K':>3}{'batch':>6}{'prec':>6}{'img/s':>9}{'s/img':>7}{'x naive':>9}"
+        f"{'PSNR-HR':>9}{'PSNR-tr':>9}{'SSIM-tr':>8}{'ddpm-set PSNR-tr':>18}{'peak MB':>9}"
     )
-    for name, steps in settings:
-        sampler = sampler_for(loaded, sampler=name, steps=steps)
+    print(header)
+    baselines = [("zero-pad", lambda x, generator: x)]
+    if args.gan != "none":
+        gan = load_model(args.gan, "regain-generator", device=device).module
+        baselines.append(("GAN", lambda x, generator: gan(x)))
+    for name, method in baselines:
+        with torch.inference_mode():
+            sr, speed = run(method, low, args.batch, device)
+        quality = score(sr, slice(0, args.frames))
+        print(
+            f"{name:<10}{'-':>6}{1:>3}{args.batch:>6}{'fp32':>6}{speed:>9.2f}{1 / speed:>7.3f}{'':>9}"
+            f"{quality[0]:>9.2f}{quality[1]:>9.2f}{quality[2]:>8.3f}",
+            flush=True,
+        )
+    for name, steps, flips in settings:
+        sampler = sampler_for(loaded, sampler=name, steps=steps, flips=flips)
+        label = f"mean x{flips}" if name == "mean" else name
         frames = ddpm_n if name == "ddpm" else args.frames
         naive = None
         runs = [
@@ -126,7 +147,8 @@ def main() -> None:
                 torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
             )
             print(
-                f"{name:<10}{steps:>6}{samples:>3}{batch:>6}{'bf16' if bf16 else 'fp32':>6}{speed:>9.2f}{speed / naive:>9.2f}"
+                f"{label:<10}{steps:>6}{samples:>3}{batch:>6}{'bf16' if bf16 else 'fp32':>6}{speed:>9.2f}"
+                f"{1 / speed:>7.3f}{speed / naive:>9.2f}"
                 f"{quality[0]:>9.2f}{quality[1]:>9.2f}{quality[2]:>8.3f}{on_ddpm_set:>18.2f}{memory:>9.0f}",
                 flush=True,
             )

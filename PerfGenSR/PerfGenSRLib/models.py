@@ -156,15 +156,19 @@ def has_bundled_model(name: str = "perfgen") -> bool:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a usable device."""
+    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` as a usable device."""
     if isinstance(device, str) and device.strip().lower() == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device.strip().lower() if isinstance(device, str) else device)
     except (RuntimeError, TypeError):
         resolved = None
-    if resolved is None or resolved.type not in ("cpu", "cuda"):
-        raise PerfGenError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N")
+    if resolved is None or resolved.type not in ("cpu", "cuda", "mps"):
+        raise PerfGenError(f"unknown device '{device}'; use auto, cpu, cuda, cuda:N or mps")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise PerfGenError(
+            f"device '{device}' requested but Apple MPS is not available here; use cpu or auto"
+        )
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise PerfGenError(

@@ -5,12 +5,14 @@ which turns engine progress into Slicer progress; the CMake files name what exis
 
 import ast
 import importlib.util
+import json
 import re
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import vtk
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULE = ROOT / "PerfGenSR" / "PerfGenSR.py"
@@ -22,6 +24,7 @@ WIDGET_TYPES = {  # parameter type each widget class holds
     "QCheckBox": {"bool"},
     "QSpinBox": {"int"},
     "QDoubleSpinBox": {"float"},
+    "QLineEdit": {"str"},
     "qMRMLNodeComboBox": {"vtkMRMLSequenceNode", "vtkMRMLSegmentationNode"},
 }
 
@@ -106,6 +109,16 @@ def test_ui_parameter_names_match_the_parameter_node(tree, ui_widgets):
     assert 'setattr(self._parameterNode, f"{method}Model"' in source
 
 
+def test_sampler_choices_and_default_are_the_engines(tree, ui_widgets):
+    from PerfGenSRLib import defaults
+
+    items = [item.findtext("property/string") for item in ui_widgets["samplerComboBox"].findall("item")]
+    assert items == list(defaults.SAMPLERS)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PerfGenSRParameterNode")
+    (sampler,) = [n for n in cls.body if isinstance(n, ast.AnnAssign) and n.target.id == "sampler"]
+    assert ast.literal_eval(sampler.value) == defaults.DEFAULT_SAMPLER
+
+
 def test_module_compiles_and_imports_only_slicer_stdlib_and_engine_at_module_level(tree):
     compile(MODULE.read_text(), str(MODULE), "exec")
     top_level = set()
@@ -114,7 +127,7 @@ def test_module_compiles_and_imports_only_slicer_stdlib_and_engine_at_module_lev
             top_level |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             top_level.add(node.module.split(".")[0])
-    allowed = SLICER_MODULES | set(sys.stdlib_module_names) | {"PerfGenSRLib"}
+    allowed = SLICER_MODULES | set(sys.stdlib_module_names) | {"PerfGenSRLib", "PerfGenSRSlicer"}
     assert top_level <= allowed, (
         f"module-level imports outside Slicer/stdlib/engine: {sorted(top_level - allowed)}"
     )
@@ -129,18 +142,28 @@ def test_module_does_no_numerics(tree):
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {"numpy", "scipy", "math"} & {name.split(".")[0] for name in imported}
-    engine = {
+    delegates = {
         node.module.split(".")[1]
         for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module.startswith("PerfGenSRLib.")
+        if isinstance(node, ast.ImportFrom) and node.module.startswith(("PerfGenSRLib.", "PerfGenSRSlicer."))
     }
-    engine |= {
+    delegates |= {
         alias.name
         for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module == "PerfGenSRLib"
+        if isinstance(node, ast.ImportFrom) and node.module in ("PerfGenSRLib", "PerfGenSRSlicer")
         for alias in node.names
     }
-    assert {"scene", "process", "sample"} <= engine  # it delegates: scene logic, background runs, the engine
+    assert {"scene", "process", "engineinfo"} <= delegates  # scene logic, background runs, the engine
+    # opening the panel asks only torch-free modules; torch-importing engine modules only in the test
+    test_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PerfGenSRTest")
+    outside_test = {
+        node.module
+        for cls in tree.body
+        if cls is not test_class
+        for node in ast.walk(cls)
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("PerfGenSRLib")
+    }
+    assert outside_test == set(), f"the panel or logic imports the engine directly: {outside_test}"
 
 
 def test_icon_is_a_128_pixel_png():
@@ -150,8 +173,10 @@ def test_icon_is_a_128_pixel_png():
 
 
 def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
-    """The module's self-test, run on slicer-core: only what needs Slicer's application is stubbed
-    (Qt, the scripted-module base classes, the parameter-node wrapper, views and layouts)."""
+    """The module's logic self-test, run on slicer-core: only what needs Slicer's application is
+    stubbed (Qt, the scripted-module base classes, the parameter-node wrapper, Sample Data's download
+    and the layouts). The sample study is read from the committed file by the real sequence reader."""
+    import hashlib
     import types
     import unittest
 
@@ -171,19 +196,40 @@ def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
     wrapper = types.ModuleType("slicer.parameterNodeWrapper")
     wrapper.parameterNodeWrapper = lambda cls: cls
     wrapper.WithinRange = lambda low, high: (low, high)
+
+    mrml = slicer.vtkMRMLScene()
+    sequences_logic = slicer.vtkSlicerSequencesLogic()
+    sequences_logic.SetMRMLScene(mrml)
+    shown_browsers, registered = [], []
+    sample_data = types.ModuleType("SampleData")
+
+    def download_sample(name):  # what SampleData does with a file URI: copy, then the sequence reader
+        (source,) = [r for r in registered if r["sampleName"] == name]
+        path = Path(source["uris"].removeprefix("file://"))
+        assert source["checksums"] == f"SHA256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+        sequence = sequences_logic.AddSequence(str(path))
+        browser = mrml.AddNewNodeByClass("vtkMRMLSequenceBrowserNode")
+        browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+        sequences_logic.UpdateProxyNodesFromSequences(browser)
+        return sequence
+
+    sample_data.downloadSample = download_sample
+    sample_data.SampleDataLogic = types.SimpleNamespace(
+        registerCustomSampleDataSource=lambda **source: registered.append(source)
+    )
     for name, module in {
         "qt": qt,
         "slicer.ScriptedLoadableModule": base,
         "slicer.parameterNodeWrapper": wrapper,
+        "SampleData": sample_data,
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
-
-    mrml = slicer.vtkMRMLScene()
-    cache = types.SimpleNamespace(GetRemoteCacheDirectory=lambda: str(tmp_path))
-    mrml.GetCacheManager = lambda: cache
+    sequences_module = types.SimpleNamespace(
+        logic=lambda: sequences_logic, showSequenceBrowser=shown_browsers.append
+    )
+    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(sequences=sequences_module), raising=False)
     monkeypatch.setattr(slicer, "mrmlScene", mrml, raising=False)
     monkeypatch.setattr(slicer, "app", types.SimpleNamespace(temporaryPath=str(tmp_path)), raising=False)
-    monkeypatch.setattr(slicer.util, "setSliceViewerLayers", lambda **kwargs: None)
     monkeypatch.syspath_prepend(str(MODULE.parent))
     spec = importlib.util.spec_from_file_location("PerfGenSR", MODULE)
     PerfGenSR = importlib.util.module_from_spec(spec)  # kept out of sys.modules: built on stubs
@@ -195,12 +241,15 @@ def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
     test.setUp()
     test.test_PerfGenSR_superResolveAndCurves()
 
-    from PerfGenSRLib import scene
+    from PerfGenSRSlicer import scene
 
-    phantom_sequence = mrml.GetFirstNodeByName(PerfGenSR.PHANTOM_SAMPLE)
-    assert compared == [phantom_sequence]
+    phantom_sequence = compared[0]
+    assert (
+        phantom_sequence.GetNumberOfDataNodes() == 40 and scene.scalarType(phantom_sequence) == vtk.VTK_SHORT
+    )
+    assert shown_browsers == [sequences_logic.GetFirstBrowserNodeForSequenceNode(phantom_sequence)]
+    assert registered[0]["loadFileType"] == "SequenceFile" and "customDownloader" not in registered[0]
     assert list(scene.resultSequences(mrml, phantom_sequence)) == ["Input", "LR 35%", "zero-pad", "PerfGen"]
-    assert any(path.name.endswith(".nii.gz") for path in tmp_path.iterdir())  # the phantom, cached
     assert mrml.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode") == 3 * 4
 
 
@@ -310,14 +359,26 @@ def test_cmake_files_name_what_exists():
     ):
         assert re.search(rf'set\({variable} "[^"]+"\)', root), variable
     assert re.search(r'set\(EXTENSION_DEPENDS "PyTorch"\)', root)
+    for url in re.findall(r'set\(EXTENSION_(?:ICONURL|SCREENSHOTURLS) "([^"]+)"\)', root):
+        assert url.startswith("https://raw.githubusercontent.com/PerfGenSR/SlicerPerfGenSR/main/")
+        path = ROOT / url.removeprefix("https://raw.githubusercontent.com/PerfGenSR/SlicerPerfGenSR/main/")
+        assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{url}: no PNG at {path}"
+    # the Extensions Manager takes the category from the ExtensionsIndex entry: keep the two equal
+    entry = json.loads((ROOT / "Docs" / "ExtensionsIndex-entry.json").read_text())
+    assert f'set(EXTENSION_CATEGORY "{entry["category"]}")' in root
+    assert entry["build_dependencies"] == ["PyTorch"] and entry["scm_url"].endswith(".git")
     for directory in re.findall(r"add_subdirectory\((\w+)\)", root):
         assert (ROOT / directory / "CMakeLists.txt").exists()
     module = (ROOT / "PerfGenSR" / "CMakeLists.txt").read_text()
     assert "slicerMacroBuildScriptedModule" in module and "WITH_GENERIC_TESTS" in module
-    for resource in ("Resources/Icons/${MODULE_NAME}.png", "Resources/UI/${MODULE_NAME}.ui"):
+    for resource in (
+        "Resources/Icons/${MODULE_NAME}.png",
+        "Resources/UI/${MODULE_NAME}.ui",
+        "Resources/SampleData/${MODULE_NAME}Phantom.seq.nrrd",
+    ):
         assert (
             resource in module
             and (ROOT / "PerfGenSR" / resource.replace("${MODULE_NAME}", "PerfGenSR")).exists()
         )
-    assert "PerfGenSRLib/*.py" in module
+    assert "PerfGenSRLib/*.py" in module and "PerfGenSRSlicer/*.py" in module
     assert "slicerMacroBuildScriptedCLI" in (TRAIN_DIR / "CMakeLists.txt").read_text()

@@ -12,7 +12,8 @@ import pytest
 from PerfGenSRLib import kspace
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.io import Study
-from PerfGenSRLib.process import BackgroundProcess, Progress, SuperResolveJob, parse_progress
+from PerfGenSRSlicer import process as background
+from PerfGenSRSlicer.process import BackgroundProcess, Progress, SuperResolveJob, parse_progress
 
 
 def poll_until(process, condition, timeout=20.0) -> Progress:
@@ -156,4 +157,74 @@ def test_super_resolve_job_error_and_cancel_are_person_readable(tmp_path):
     job.cancel()
     with pytest.raises(Cancelled):
         job.result()
+    assert not job.workdir.exists()
+
+
+def test_every_other_output_line_is_streamed_in_order_and_time_is_reported():
+    script = (
+        "import sys, time\n"
+        "print('loading model', flush=True)\n"
+        "print('read input: 4 frames', file=sys.stderr, flush=True)\n"
+        "time.sleep(0.3)\n"
+        "print('PROGRESS 1 4', flush=True)\n"
+        "time.sleep(0.3)\n"
+        "print('wrote out.npy', flush=True)\n"
+    )
+    process = BackgroundProcess([sys.executable, "-c", script])
+    midway = poll_until(process, lambda p: p.done == 1)
+    assert midway.remaining is not None and midway.remaining >= 0 and midway.elapsed > 0.25
+    final = process.wait(20)
+    lines = process.read_log()
+    assert set(lines) == {"loading model", "read input: 4 frames", "wrote out.npy"}
+    assert lines.index("loading model") < lines.index("wrote out.npy")
+    assert not any(line.startswith("PROGRESS") for line in lines) and process.read_log() == []
+    assert final.remaining == 0.0 and final.elapsed >= 0.6
+    assert process.poll().elapsed == final.elapsed  # the clock stops when the process ends
+
+
+@pytest.mark.parametrize(
+    "done, total, at, now, expected",
+    [(0, 10, 5.0, 6.0, None), (2, 10, 10.0, 10.0, 40.0), (2, 10, 10.0, 25.0, 25.0), (2, 10, 10.0, 99.0, 0.0)],
+)
+def test_remaining_time_follows_the_pace_so_far_and_counts_down(done, total, at, now, expected):
+    assert background.estimate_remaining(done, total, at, now) == expected
+
+
+def test_durations_read_as_a_clock():
+    assert [background.format_duration(s) for s in (0, 65.4, 3725)] == ["0:00", "1:05", "1:02:05"]
+
+
+def test_on_windows_the_engine_gets_no_console_window(monkeypatch):
+    class StartupInfo:
+        dwFlags = 0
+        wShowWindow = 1
+
+    for name, value in {
+        "STARTUPINFO": StartupInfo,
+        "STARTF_USESHOWWINDOW": 1,
+        "SW_HIDE": 0,
+        "CREATE_NEW_PROCESS_GROUP": 0x200,
+        "CREATE_NO_WINDOW": 0x08000000,
+    }.items():
+        monkeypatch.setattr(background.subprocess, name, value, raising=False)
+    options = background.popen_options(windows=True)
+    assert options["creationflags"] == 0x200 | 0x08000000
+    assert options["startupinfo"].dwFlags & 1 and options["startupinfo"].wShowWindow == 0
+    assert background.popen_options(windows=False) == {"start_new_session": True}
+
+
+def test_cancel_all_stops_every_running_process():
+    script = "import time; print('PROGRESS 0 1', flush=True); time.sleep(60)"
+    processes = [BackgroundProcess([sys.executable, "-c", script]) for _ in range(2)]
+    for process in processes:
+        poll_until(process, lambda p: p.total == 1)
+    background.cancel_all()
+    assert all(poll_until(p, lambda p: p.finished).returncode != 0 for p in processes)
+    assert all(p.cancelled for p in processes)
+
+
+def test_exchange_files_go_under_the_given_temporary_folder(tmp_path):
+    job = SuperResolveJob(_study(), "zeropad", temp_dir=tmp_path / "slicer-temp")
+    assert job.workdir.parent == tmp_path / "slicer-temp"
+    job.cancel()
     assert not job.workdir.exists()

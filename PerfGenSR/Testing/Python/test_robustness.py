@@ -604,8 +604,8 @@ SCENE_CASES = {  # case: (superResolveSequence options, input frames, what the m
 def test_scene_refuses_bad_options_and_adds_nothing(case, inputs):
     import slicer
 
-    from PerfGenSRLib import scene
     from PerfGenSRLib.io import Study
+    from PerfGenSRSlicer import scene
 
     options, frames, message = SCENE_CASES[case]
     if "model" in options:

@@ -10,9 +10,10 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from PerfGenSRLib import kspace, scene
+from PerfGenSRLib import kspace
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.io import Study
+from PerfGenSRSlicer import scene
 
 T, H, W = 6, 32, 28
 LV = ((15, 10), 5.0)  # (row, column) centre, radius
@@ -193,8 +194,9 @@ def test_super_resolved_sequences_join_the_input_browser(mrml, input_sequence):
     assert second.GetNodeReference(scene.LOW_RES_REFERENCE) is low_res
     assert len(synchronized(browser)) == 4  # input, one shared LR, two results
     found = scene.resultSequences(mrml, input_sequence)
-    assert list(found) == ["Input", "LR 50%", "zero-pad"]
-    assert found["zero-pad"] is second
+    assert list(found) == ["Input", "LR 50%", "zero-pad", "zero-pad 2"]  # the earlier run stays comparable
+    assert found["zero-pad"] is result and found["zero-pad 2"] is second
+    assert second.GetName() == "Perfusion zero-pad 2"
 
 
 def test_perfgen_with_samples_adds_an_uncertainty_sequence(mrml, input_sequence, tiny_model):
@@ -319,10 +321,10 @@ def test_curves_need_a_painted_segment_and_masks_must_fit(mrml, input_sequence):
 def test_compare_layout_and_linked_views(mrml, input_sequence):
     labels = ["Input", "LR 35%", "zero-pad", "GAN", "PerfGen"]
     root = ET.fromstring(scene.compareLayoutDescription(labels))
-    views = root.iter("view")
-    assert [v.get("singletontag") for v in views] == scene.compareViewNames(5)
-    assert root.get("type") == "vertical"  # more than four views: two rows
-    assert ET.fromstring(scene.compareLayoutDescription(labels[:3])).get("type") == "horizontal"
+    views = [v.get("singletontag") for v in root.iter("view")]
+    assert views == [*scene.compareViewNames(5), scene.COMPARE_PLOT_VIEW]  # the curves' plot view below
+    assert root.get("type") == "vertical" and len(root.findall("item/layout")) == 2  # over four: two rows
+    assert len(ET.fromstring(scene.compareLayoutDescription(labels[:3])).findall("item/layout")) == 1
 
     result = scene.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.35)
     browser = scene.browserForSequence(mrml, input_sequence)
@@ -337,12 +339,96 @@ def test_compare_layout_and_linked_views(mrml, input_sequence):
         composite = slicer.vtkMRMLSliceCompositeNode()
         composite.SetLayoutName(name)
         mrml.AddNode(composite)
-    assert scene.showInCompareViews(mrml, volumes) == 3
+    overlay = volumes[1]  # stands in for an uncertainty proxy
+    assert scene.showInCompareViews(mrml, volumes, overlays={2: overlay}) == 3
     composites = mrml.GetNodesByClass("vtkMRMLSliceCompositeNode")
     shown = {composites.GetItemAsObject(i).GetLayoutName(): composites.GetItemAsObject(i) for i in range(3)}
     for name, volume in zip(scene.compareViewNames(3), volumes, strict=True):
         assert shown[name].GetBackgroundVolumeID() == volume.GetID()
         assert shown[name].GetLinkedControl()
-    window, level = scene.matchWindowLevel(input_sequence, volumes)
-    assert all(v.GetDisplayNode().GetWindow() == pytest.approx(window) for v in volumes)
-    assert all(v.GetDisplayNode().GetLevel() == pytest.approx(level) for v in volumes)
+    third = shown[scene.compareViewNames(3)[2]]
+    assert third.GetForegroundVolumeID() == overlay.GetID()
+    assert third.GetForegroundOpacity() == pytest.approx(scene.UNCERTAINTY_OPACITY)
+    assert overlay.GetDisplayNode().GetColorNodeID() == scene.UNCERTAINTY_COLOR_NODE_ID
+    assert shown[scene.compareViewNames(3)[0]].GetForegroundVolumeID() is None
+    window, level = scene.matchWindowLevel(input_sequence, volumes[:1] + volumes[2:])
+    assert all(v.GetDisplayNode().GetWindow() == pytest.approx(window) for v in volumes[::2])
+    assert all(v.GetDisplayNode().GetLevel() == pytest.approx(level) for v in volumes[::2])
+
+
+def test_curves_go_to_the_plot_view_of_the_compare_layout(mrml):
+    chart = mrml.AddNewNodeByClass("vtkMRMLPlotChartNode")
+    assert not scene.showChartInCompareView(mrml, chart)  # no compare layout shown yet
+    plot_view = slicer.vtkMRMLPlotViewNode()
+    plot_view.SetLayoutName(scene.COMPARE_PLOT_VIEW)  # what the layout manager creates for the layout
+    mrml.AddNode(plot_view)
+    assert scene.showChartInCompareView(mrml, chart)
+    assert plot_view.GetPlotChartNodeID() == chart.GetID()
+
+
+def test_results_find_their_input_after_import_into_a_scene_with_sequences(mrml, input_sequence, tmp_path):
+    """Node references, not IDs in attributes: importing renames clashing IDs and keeps references."""
+    result = scene.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.5)
+    mrml.SetSaveToXMLString(1)
+    mrml.Commit()
+    saved = mrml.GetSceneXMLString()
+
+    other = slicer.vtkMRMLScene()
+    scene.sequencesLogic(other)
+    unrelated = scene.studyToSequence(other, make_study(), "Unrelated", None)
+    assert unrelated.GetID() == input_sequence.GetID()  # the imported input's ID is taken
+    other.SetLoadFromXMLString(1)
+    other.SetSceneXMLString(saved)
+    other.Import()
+    imported_input = next(
+        other.GetNodesByName("Perfusion").GetItemAsObject(i)
+        for i in range(other.GetNodesByName("Perfusion").GetNumberOfItems())
+        if other.GetNodesByName("Perfusion").GetItemAsObject(i).IsA("vtkMRMLSequenceNode")
+    )
+    assert imported_input is not unrelated
+    found = scene.resultSequences(other, imported_input)
+    assert list(found) == ["Input", "LR 50%", "zero-pad"]
+    assert found["zero-pad"].GetName() == result.GetName()
+    assert list(scene.resultSequences(other, unrelated)) == ["Input"]
+
+
+def test_results_are_named_replaced_and_keep_an_exact_input_type(mrml):
+    study = make_study()
+    study = study.with_frames(np.round(study.frames))
+    int_input = scene._buildSequence(study, "Int", None, vtkType=vtk.VTK_SHORT)
+    mrml.AddNode(int_input)
+    scene.browserForSequence(mrml, int_input)
+    assert scene.scalarType(int_input) == vtk.VTK_SHORT
+    first = scene.superResolveSequence(mrml, int_input, "zeropad", simulateFraction=0.5, label="test A")
+    assert first.GetName() == "Int test A"
+    assert first.GetNthDataNode(0).GetImageData().GetScalarType() == vtk.VTK_SHORT
+    np.testing.assert_array_equal(
+        scene.sequenceToArray(first).frames, np.rint(kspace.degrade(study.frames, 0.5))
+    )
+    again = scene.superResolveSequence(mrml, int_input, "zeropad", simulateFraction=0.5, label="test A")
+    assert again.GetName() == "Int test A 2"
+    replaced = scene.superResolveSequence(
+        mrml, int_input, "zeropad", simulateFraction=0.5, label="test A", replace=True
+    )
+    found = scene.resultSequences(mrml, int_input)
+    assert list(found) == ["Input", "LR 50%", "test A 2", "test A"]
+    assert found["test A"] is replaced and first.GetScene() is None
+    assert replaced.GetNodeReference(scene.LOW_RES_REFERENCE) is found["LR 50%"]  # the LR series stays
+
+
+@pytest.mark.parametrize(
+    "vtk_type, values, kept",
+    [
+        (vtk.VTK_SHORT, [1.4, -2.6, 300.0], vtk.VTK_SHORT),
+        (vtk.VTK_UNSIGNED_CHAR, [1.0, 300.0], vtk.VTK_FLOAT),  # does not fit: float
+        (vtk.VTK_UNSIGNED_SHORT, [-3.0, 4.0], vtk.VTK_FLOAT),
+        (vtk.VTK_DOUBLE, [0.1, 2.5], vtk.VTK_DOUBLE),
+        (vtk.VTK_FLOAT, [0.1, 2.5], vtk.VTK_FLOAT),
+    ],
+)
+def test_result_type_follows_the_input_where_it_holds_the_values(vtk_type, values, kept):
+    frames = np.array(values, dtype=np.float32)
+    converted, vtk_kept = scene.framesAs(frames, vtk_type)
+    assert vtk_kept == kept
+    expected = np.rint(frames) if kept in scene.INTEGER_RANGES else frames
+    np.testing.assert_array_equal(converted.astype(np.float64), expected.astype(np.float64))

@@ -88,7 +88,7 @@ COMMANDS = {  # command: (hooked function, its call that signals, arguments)
         ],
     ),
     "phantom after the first study": (
-        "PerfGenSRLib.phantom._write_case",
+        "PerfGenSRLib.phantom.files._write_case",
         2,
         ["phantom", "--out", "{d}/out/phantoms", "--cases", "2", "--frames", "2"],
     ),

@@ -21,9 +21,10 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from . import kspace
-from .errors import PerfGenError
-from .io import Study, validate_frames
+from PerfGenSRLib import kspace
+from PerfGenSRLib.defaults import DEFAULT_SAMPLER
+from PerfGenSRLib.errors import PerfGenError
+from PerfGenSRLib.io import Study, validate_frames
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])  # its own inverse
 SECONDS_PER_UNIT = {
@@ -48,12 +49,25 @@ PERFUSION_SEGMENTS = (  # name, colour: blood red, deoxygenated-blood blue, musc
 LINE_STYLES = ("LineStyleSolid", "LineStyleDash", "LineStyleDot", "LineStyleDashDot", "LineStyleDashDotDot")
 COMPARE_VIEW_PREFIX = "PerfGenSRCompare"
 COMPARE_VIEW_COLORS = ("#F34A33", "#6EB04B", "#EDD54C", "#4A90D9", "#B35ABF", "#E3A23B", "#45B5AA", "#9A9A9A")
+COMPARE_PLOT_VIEW = "PerfGenSRComparePlot"
+UNCERTAINTY_COLOR_NODE_ID = "vtkMRMLColorTableNodeIron"  # one of Slicer's built-in colour tables
+UNCERTAINTY_OPACITY = 0.5
 ROLE = "PerfGenSR.Role"  # node attribute: "result", "uncertainty" or "lowres"
 METHOD = "PerfGenSR.Method"
-SOURCE = "PerfGenSR.Source"  # ID of the input sequence
+LABEL = "PerfGenSR.Label"  # the result's name among the input's results ("PerfGen", "PerfGen 2", ...)
 FRACTION = "PerfGenSR.Fraction"
+SOURCE_REFERENCE = "PerfGenSRSource"  # node reference to the input sequence (survives scene import)
 UNCERTAINTY_REFERENCE = "PerfGenSRUncertainty"
 LOW_RES_REFERENCE = "PerfGenSRLowRes"
+INTEGER_RANGES = {  # VTK integer scalar types a result may keep: numpy type
+    vtk.VTK_CHAR: np.int8,
+    vtk.VTK_SIGNED_CHAR: np.int8,
+    vtk.VTK_UNSIGNED_CHAR: np.uint8,
+    vtk.VTK_SHORT: np.int16,
+    vtk.VTK_UNSIGNED_SHORT: np.uint16,
+    vtk.VTK_INT: np.int32,
+    vtk.VTK_UNSIGNED_INT: np.uint32,
+}
 
 _privateLogics: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -120,13 +134,38 @@ def _ijkToRas(study: Study) -> vtk.vtkMatrix4x4:
     return matrix
 
 
-def _volumeNode(frame: np.ndarray, study: Study, name: str) -> slicer.vtkMRMLScalarVolumeNode:
-    """A scalar volume (not in any scene) holding ``frame`` ``(Z, H, W)`` with ``study``'s geometry."""
+def scalarType(sequenceNode: slicer.vtkMRMLSequenceNode) -> int:
+    """The VTK scalar type of the sequence's first volume (``vtk.VTK_FLOAT`` if it has none)."""
+    first = sequenceNode.GetNthDataNode(0) if sequenceNode.GetNumberOfDataNodes() else None
+    image = first.GetImageData() if first is not None and first.IsA("vtkMRMLVolumeNode") else None
+    return image.GetScalarType() if image is not None else vtk.VTK_FLOAT
+
+
+def framesAs(frames: np.ndarray, vtkType: int) -> tuple[np.ndarray, int]:
+    """``frames`` in the VTK scalar type ``vtkType`` where it can hold them, else float32.
+
+    Float types are kept (float32 values widen exactly to double). An integer type is kept when the
+    rounded values fit its range: the rounding is at most half a unit, the input's own quantisation.
+    """
+    if vtkType == vtk.VTK_DOUBLE:
+        return frames.astype(np.float64), vtk.VTK_DOUBLE
+    integer = INTEGER_RANGES.get(vtkType)
+    if integer is not None and frames.size:
+        rounded = np.rint(frames)
+        limits = np.iinfo(integer)
+        if np.isfinite(rounded).all() and rounded.min() >= limits.min and rounded.max() <= limits.max:
+            return rounded.astype(integer), vtkType
+    return frames.astype(np.float32), vtk.VTK_FLOAT
+
+
+def _volumeNode(
+    frame: np.ndarray, study: Study, name: str, vtkType: int = vtk.VTK_FLOAT
+) -> slicer.vtkMRMLScalarVolumeNode:
+    """A scalar volume (not in any scene) holding ``frame`` ``(Z, H, W)`` with ``study``'s geometry,
+    stored as ``vtkType`` (which the frames must already have)."""
     image = vtk.vtkImageData()
     image.SetDimensions(frame.shape[2], frame.shape[1], frame.shape[0])
-    scalars = numpy_support.numpy_to_vtk(
-        np.ascontiguousarray(frame, dtype=np.float32).ravel(), deep=True, array_type=vtk.VTK_FLOAT
-    )
+    scalars = numpy_support.numpy_to_vtk(np.ascontiguousarray(frame).ravel(), deep=True, array_type=vtkType)
     image.GetPointData().SetScalars(scalars)
     volume = slicer.vtkMRMLScalarVolumeNode()
     volume.SetName(name)
@@ -207,15 +246,21 @@ def _copyIndex(
 
 
 def _buildSequence(
-    study: Study, name: str, reference: slicer.vtkMRMLSequenceNode | None, attributes: Mapping[str, str] = {}
+    study: Study,
+    name: str,
+    reference: slicer.vtkMRMLSequenceNode | None,
+    attributes: Mapping[str, str] = {},
+    vtkType: int = vtk.VTK_FLOAT,
 ) -> slicer.vtkMRMLSequenceNode:
-    """A volume sequence of ``study``'s frames, not yet in any scene."""
+    """A volume sequence of ``study``'s frames, not yet in any scene, in ``vtkType`` where exact
+    (:func:`framesAs`)."""
     sequence = slicer.vtkMRMLSequenceNode()
     sequence.SetName(name)
     for key, value in attributes.items():
         sequence.SetAttribute(key, value)
-    for frame, value in zip(study.frames, _copyIndex(sequence, reference, study), strict=True):
-        sequence.SetDataNodeAtValue(_volumeNode(frame, study, name), value)
+    frames, vtkType = framesAs(study.frames, vtkType)
+    for frame, value in zip(frames, _copyIndex(sequence, reference, study), strict=True):
+        sequence.SetDataNodeAtValue(_volumeNode(frame, study, name, vtkType), value)
     return sequence
 
 
@@ -224,13 +269,15 @@ def studyToSequence(
     study: Study,
     name: str,
     referenceSequenceNode: slicer.vtkMRMLSequenceNode | None = None,
+    scalarType: int = vtk.VTK_FLOAT,
 ) -> slicer.vtkMRMLSequenceNode:
     """Add a volume sequence of ``study`` to ``scene``, with the index values of ``referenceSequenceNode``.
 
     Without a reference the index is the frame times in seconds (or frame numbers when unknown).
+    Voxels are stored as ``scalarType`` where it holds them (:func:`framesAs`).
     """
     sequencesLogic(scene)
-    sequence = _buildSequence(study, name, referenceSequenceNode)
+    sequence = _buildSequence(study, name, referenceSequenceNode, vtkType=scalarType)
     scene.AddNode(sequence)
     return sequence
 
@@ -270,20 +317,56 @@ def matchWindowLevel(
     return window, level
 
 
-def _findLowRes(
-    browser: slicer.vtkMRMLSequenceBrowserNode, sourceId: str, fraction: float
-) -> slicer.vtkMRMLSequenceNode | None:
-    sequences = vtk.vtkCollection()
-    browser.GetSynchronizedSequenceNodes(sequences, True)
-    for i in range(sequences.GetNumberOfItems()):
-        node = sequences.GetItemAsObject(i)
-        if (
-            node.GetAttribute(ROLE) == "lowres"
-            and node.GetAttribute(SOURCE) == sourceId
-            and node.GetAttribute(FRACTION) == f"{fraction:g}"
-        ):
+def _madeFrom(scene: slicer.vtkMRMLScene, inputSequenceNode, role: str) -> list[slicer.vtkMRMLSequenceNode]:
+    """Sequences of ``role`` that reference ``inputSequenceNode`` as their source, in scene order."""
+    nodes = scene.GetNodesByClass("vtkMRMLSequenceNode")
+    found = []
+    for i in range(nodes.GetNumberOfItems()):
+        node = nodes.GetItemAsObject(i)
+        if node.GetAttribute(ROLE) == role and node.GetNodeReference(SOURCE_REFERENCE) is inputSequenceNode:
+            found.append(node)
+    return found
+
+
+def _findLowRes(scene, inputSequenceNode, fraction: float) -> slicer.vtkMRMLSequenceNode | None:
+    for node in _madeFrom(scene, inputSequenceNode, "lowres"):
+        if node.GetAttribute(FRACTION) == f"{fraction:g}":
             return node
     return None
+
+
+def resultLabel(method: str, name: str = "") -> str:
+    """A result's label: the method's name, with the user's ``name`` for the run in brackets."""
+    label = METHOD_LABELS.get(method, method)
+    return f"{label} ({name.strip()})" if name.strip() else label
+
+
+def _freeLabel(taken: set[str], label: str) -> str:
+    if label not in taken:
+        return label
+    number = 2
+    while f"{label} {number}" in taken:
+        number += 1
+    return f"{label} {number}"
+
+
+def _removeResult(scene: slicer.vtkMRMLScene, resultNode: slicer.vtkMRMLSequenceNode) -> None:
+    """Remove a result and its uncertainty (its LR series stays: other results may share it)."""
+    uncertainty = resultNode.GetNodeReference(UNCERTAINTY_REFERENCE)
+    for node in (resultNode, uncertainty):
+        if node is not None:
+            for browser in _browsersOf(scene, node):
+                browser.RemoveSynchronizedSequenceNode(node.GetID())
+            scene.RemoveNode(node)
+
+
+def _browsersOf(scene: slicer.vtkMRMLScene, sequenceNode) -> list:
+    browsers = scene.GetNodesByClass("vtkMRMLSequenceBrowserNode")
+    return [
+        browsers.GetItemAsObject(i)
+        for i in range(browsers.GetNumberOfItems())
+        if browsers.GetItemAsObject(i).IsSynchronizedSequenceNode(sequenceNode.GetID(), True)
+    ]
 
 
 def addResultSequences(
@@ -294,22 +377,34 @@ def addResultSequences(
     *,
     lrFraction: float | None = None,
     browserNode: slicer.vtkMRMLSequenceBrowserNode | None = None,
+    label: str | None = None,
+    replace: bool = False,
 ) -> slicer.vtkMRMLSequenceNode:
     """Add a super-resolution ``result`` (``.study``, ``.uncertainty``, ``.low_res``) to the input's browser.
 
     The result (and its uncertainty, when present, and with ``lrFraction`` the simulated LR series,
     shared between methods) become synchronized sequences of the input's sequence browser, each with
-    its own proxy volume, the input's index values and the result's geometry. Everything is built
-    before anything is added. Returns the result sequence; the others are referenced from it
-    (``PerfGenSRUncertainty``, ``PerfGenSRLowRes``).
+    its own proxy volume, the input's index values, the result's geometry and the input's scalar
+    type where it holds the values (:func:`framesAs`; the uncertainty stays float). ``label`` names
+    the result among the input's results (default: the method's name); a label already taken gets
+    a number ("PerfGen 2") unless ``replace`` is set, which removes the earlier result of that label
+    and its uncertainty. Everything is built before anything is added or removed. Returns the result
+    sequence; the input and the others are node references from it (``PerfGenSRSource``,
+    ``PerfGenSRUncertainty``, ``PerfGenSRLowRes``).
     """
     logic = sequencesLogic(scene)
     browser = browserNode or logic.GetFirstBrowserNodeForSequenceNode(inputSequenceNode)
-    baseName, label = inputSequenceNode.GetName(), METHOD_LABELS.get(method, method)
-    tags = {METHOD: method, SOURCE: inputSequenceNode.GetID()}
+    baseName = inputSequenceNode.GetName()
+    earlier = {node.GetAttribute(LABEL): node for node in _madeFrom(scene, inputSequenceNode, "result")}
+    label = (label or "").strip() or resultLabel(method)
+    replaced = earlier.get(label) if replace else None
+    if not replace:
+        label = _freeLabel(set(earlier), label)
+    inputType = scalarType(inputSequenceNode)
+    tags = {METHOD: method, LABEL: label}
     built = {
         "result": _buildSequence(
-            result.study, f"{baseName} {label}", inputSequenceNode, {**tags, ROLE: "result"}
+            result.study, f"{baseName} {label}", inputSequenceNode, {**tags, ROLE: "result"}, inputType
         )
     }
     if result.uncertainty is not None:
@@ -318,18 +413,22 @@ def addResultSequences(
         )
     lowRes = None
     if lrFraction is not None:
-        lowRes = _findLowRes(browser, inputSequenceNode.GetID(), lrFraction) if browser is not None else None
+        lowRes = _findLowRes(scene, inputSequenceNode, lrFraction)
         if lowRes is None:
             built["lowres"] = _buildSequence(
                 result.low_res,
                 f"{baseName} LR {lrFraction * 100:g}%",
                 inputSequenceNode,
-                {SOURCE: inputSequenceNode.GetID(), ROLE: "lowres", FRACTION: f"{lrFraction:g}"},
+                {ROLE: "lowres", FRACTION: f"{lrFraction:g}"},
+                inputType,
             )
     if browser is None:
         browser = browserForSequence(scene, inputSequenceNode)
+    if replaced is not None:
+        _removeResult(scene, replaced)
     for sequence in built.values():
         scene.AddNode(sequence)
+        sequence.SetNodeReferenceID(SOURCE_REFERENCE, inputSequenceNode.GetID())
         browser.AddSynchronizedSequenceNodeID(sequence.GetID())
     logic.UpdateProxyNodesFromSequences(browser)
     resultNode = built["result"]
@@ -349,7 +448,7 @@ def superResolveSequence(
     method: str = "perfgen",
     *,
     model: str | None = None,
-    sampler: str = "ddim",
+    sampler: str = DEFAULT_SAMPLER,
     steps: int | None = None,
     samples: int | None = None,
     seed: int = 0,
@@ -359,15 +458,18 @@ def superResolveSequence(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     browserNode: slicer.vtkMRMLSequenceBrowserNode | None = None,
+    label: str | None = None,
+    replace: bool = False,
 ) -> slicer.vtkMRMLSequenceNode:
     """Super-resolve a volume sequence in this process; the result joins the input's sequence browser.
 
     Options mirror ``perfgen-sr super-resolve``; ``simulateFraction`` degrades the input first
     (retrospective use: the input stays as the HR reference, the LR series is added too) and
-    ``samples`` > 1 adds an uncertainty (SD) sequence. The input is never modified; on an error or
-    a cancel (:class:`~PerfGenSRLib.errors.Cancelled`) nothing is added to the scene.
+    ``samples`` > 1 adds an uncertainty (SD) sequence; ``label`` and ``replace`` as in
+    :func:`addResultSequences`. The input is never modified; on an error or a cancel
+    (:class:`~PerfGenSRLib.errors.Cancelled`) nothing is added to the scene.
     """
-    from .sample import super_resolve_study  # torch is imported only when a run is asked for
+    from PerfGenSRLib.sample import super_resolve_study  # torch is imported only when a run is asked for
 
     if simulateFraction is not None:
         kspace.check_fraction(simulateFraction)
@@ -387,30 +489,28 @@ def superResolveSequence(
         cancel=cancel,
     )
     return addResultSequences(
-        scene, inputSequenceNode, method, result, lrFraction=simulateFraction, browserNode=browserNode
+        scene,
+        inputSequenceNode,
+        method,
+        result,
+        lrFraction=simulateFraction,
+        browserNode=browserNode,
+        label=label,
+        replace=replace,
     )
 
 
 def resultSequences(
     scene: slicer.vtkMRMLScene, inputSequenceNode: slicer.vtkMRMLSequenceNode
 ) -> dict[str, slicer.vtkMRMLSequenceNode]:
-    """The input and the sequences made from it, by label: "Input", "LR <f>%", then each method.
-
-    Where a method was run more than once the latest result is taken.
-    """
-    found = {"Input": inputSequenceNode}
-    lowRes, methods = {}, {}
-    nodes = scene.GetNodesByClass("vtkMRMLSequenceNode")
-    for i in range(nodes.GetNumberOfItems()):
-        node = nodes.GetItemAsObject(i)
-        if node.GetAttribute(SOURCE) != inputSequenceNode.GetID():
-            continue
-        if node.GetAttribute(ROLE) == "lowres":
-            lowRes[f"LR {float(node.GetAttribute(FRACTION)) * 100:g}%"] = node
-        elif node.GetAttribute(ROLE) == "result":
-            method = node.GetAttribute(METHOD)
-            methods[METHOD_LABELS.get(method, method)] = node
-    return {**found, **lowRes, **methods}
+    """The input and the sequences made from it (found by node reference), by label: "Input",
+    "LR <f>%", then every result by its label ("PerfGen", "PerfGen 2", ...) in the order they were added."""
+    lowRes = {
+        f"LR {float(node.GetAttribute(FRACTION)) * 100:g}%": node
+        for node in _madeFrom(scene, inputSequenceNode, "lowres")
+    }
+    results = {node.GetAttribute(LABEL): node for node in _madeFrom(scene, inputSequenceNode, "result")}
+    return {"Input": inputSequenceNode, **lowRes, **results}
 
 
 # --- ROI segments and signal-time curves ----------------------------------------------------------
@@ -616,7 +716,8 @@ def compareViewNames(count: int) -> list[str]:
 
 
 def compareLayoutDescription(labels: Sequence[str]) -> str:
-    """Slicer layout XML with one slice view per label: a single row up to four, else two rows."""
+    """Slicer layout XML with one slice view per label (a single row up to four, else two rows)
+    above a plot view for the signal-time curves (:data:`COMPARE_PLOT_VIEW`)."""
     names = compareViewNames(len(labels))
     views = [
         f'<item><view class="vtkMRMLSliceNode" singletontag="{name}">'
@@ -626,13 +727,18 @@ def compareLayoutDescription(labels: Sequence[str]) -> str:
         f"</view></item>"
         for i, (name, label) in enumerate(zip(names, labels, strict=True))
     ]
-    if len(views) <= 4:
-        return f'<layout type="horizontal">{"".join(views)}</layout>'
-    half = (len(views) + 1) // 2
-    rows = [views[:half], views[half:]]
+    half = len(views) if len(views) <= 4 else (len(views) + 1) // 2
+    rows = [row for row in (views[:half], views[half:]) if row]
+    plot = (
+        f'<item splitSize="300"><view class="vtkMRMLPlotViewNode" singletontag="{COMPARE_PLOT_VIEW}">'
+        '<property name="viewlabel" action="default">P</property></view></item>'
+    )
     return (
-        '<layout type="vertical">'
-        + "".join(f'<item><layout type="horizontal">{"".join(row)}</layout></item>' for row in rows)
+        '<layout type="vertical" split="true">'
+        + "".join(
+            f'<item splitSize="500"><layout type="horizontal">{"".join(row)}</layout></item>' for row in rows
+        )
+        + plot
         + "</layout>"
     )
 
@@ -646,21 +752,32 @@ def _nodeByLayoutName(scene: slicer.vtkMRMLScene, className: str, layoutName: st
     return None
 
 
-def showInCompareViews(scene: slicer.vtkMRMLScene, volumeNodes: Sequence[slicer.vtkMRMLVolumeNode]) -> int:
+def showInCompareViews(
+    scene: slicer.vtkMRMLScene,
+    volumeNodes: Sequence[slicer.vtkMRMLVolumeNode],
+    overlays: Mapping[int, slicer.vtkMRMLVolumeNode] | None = None,
+) -> int:
     """Show each volume in its compare view (in the acquisition plane), views linked; returns views set.
 
-    The compare layout's slice and slice-composite nodes must exist (Slicer creates them when the
-    layout from :func:`compareLayoutDescription` is shown).
+    ``overlays`` maps a view's index to a volume shown over it in colour (an uncertainty map's
+    proxy: it follows the browser in time like the volume under it). The compare layout's slice and
+    slice-composite nodes must exist (Slicer creates them when the layout from
+    :func:`compareLayoutDescription` is shown).
     """
+    overlays = overlays or {}
     shown = 0
-    for name, volume in zip(compareViewNames(len(volumeNodes)), volumeNodes, strict=True):
+    for index, (name, volume) in enumerate(zip(compareViewNames(len(volumeNodes)), volumeNodes, strict=True)):
         composite = _nodeByLayoutName(scene, "vtkMRMLSliceCompositeNode", name)
         sliceNode = _nodeByLayoutName(scene, "vtkMRMLSliceNode", name)
         if composite is None or sliceNode is None:
             continue
         composite.SetLinkedControl(False)
         composite.SetBackgroundVolumeID(volume.GetID())
-        composite.SetForegroundVolumeID(None)
+        overlay = overlays.get(index)
+        composite.SetForegroundVolumeID(overlay.GetID() if overlay is not None else None)
+        if overlay is not None:
+            _colourOverlay(overlay)
+            composite.SetForegroundOpacity(UNCERTAINTY_OPACITY)
         sliceNode.RotateToVolumePlane(volume)
         shown += 1
     for name in compareViewNames(len(volumeNodes)):
@@ -668,3 +785,26 @@ def showInCompareViews(scene: slicer.vtkMRMLScene, volumeNodes: Sequence[slicer.
         if composite is not None:
             composite.SetLinkedControl(True)
     return shown
+
+
+def _colourOverlay(volumeNode: slicer.vtkMRMLVolumeNode) -> None:
+    if volumeNode.GetDisplayNode() is None:
+        volumeNode.CreateDefaultDisplayNodes()
+    display = volumeNode.GetDisplayNode()
+    if display is not None:
+        display.SetAndObserveColorNodeID(UNCERTAINTY_COLOR_NODE_ID)
+        display.SetAutoWindowLevel(True)
+
+
+def comparePlotView(scene: slicer.vtkMRMLScene) -> slicer.vtkMRMLPlotViewNode | None:
+    """The plot view node of the compare layout (Slicer creates it when the layout is shown)."""
+    return _nodeByLayoutName(scene, "vtkMRMLPlotViewNode", COMPARE_PLOT_VIEW)
+
+
+def showChartInCompareView(scene: slicer.vtkMRMLScene, chartNode: slicer.vtkMRMLPlotChartNode) -> bool:
+    """Show ``chartNode`` in the compare layout's plot view; False when that view does not exist."""
+    plotView = comparePlotView(scene)
+    if plotView is None:
+        return False
+    plotView.SetPlotChartNodeID(chartNode.GetID())
+    return True

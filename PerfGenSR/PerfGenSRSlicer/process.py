@@ -1,8 +1,10 @@
 """Run the engine in a background process so that a GUI (Slicer) never blocks: start ``python -m
 PerfGenSRLib.cli ... --progress-lines``, read its ``PROGRESS <done> <total>`` lines on a thread,
-report them through a non-blocking :meth:`BackgroundProcess.poll`, stop the whole process tree on
-cancel, and keep the last line of stderr as the error message. No Qt: the caller polls (in Slicer
-from a ``qt.QTimer``).
+report them through a non-blocking :meth:`BackgroundProcess.poll` with the elapsed time and an
+estimate of the time left, hand every other output line to the caller (:meth:`read_log`), stop the
+whole process tree on cancel (and every running one with :func:`cancel_all`, e.g. when Slicer quits),
+hide the console window on Windows, and keep the last line of stderr as the error message. No Qt:
+the caller polls (in Slicer from a ``qt.QTimer``).
 
 :class:`SuperResolveJob` adds the frame exchange: the study goes to a temporary ``.npy``, the
 result (and uncertainty) come back the same way and get the input's geometry again.
@@ -19,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +30,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import kspace
-from .defaults import DEFAULT_SAMPLER, samples_for
-from .errors import Cancelled, PerfGenError
-from .io import Study, write_study
+from PerfGenSRLib import kspace
+from PerfGenSRLib.defaults import DEFAULT_SAMPLER, samples_for
+from PerfGenSRLib.errors import Cancelled, PerfGenError
+from PerfGenSRLib.io import Study, write_study
 
 PROGRESS_PREFIX = "PROGRESS"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding PerfGenSRLib
@@ -43,6 +47,8 @@ class Progress:
     total: int = 0
     finished: bool = False
     returncode: int | None = None
+    elapsed: float = 0.0  # seconds since the process started
+    remaining: float | None = None  # estimated seconds left, from the pace so far; None before any step
 
     @property
     def succeeded(self) -> bool:
@@ -59,6 +65,43 @@ def parse_progress(line: str) -> tuple[int, int] | None:
         return int(parts[1]), int(parts[2])
     except ValueError:
         return None
+
+
+def estimate_remaining(done: int, total: int, at: float, now: float) -> float | None:
+    """Seconds left when ``done`` of ``total`` steps took ``at`` seconds, counted down to ``now``."""
+    if done <= 0 or total <= 0:
+        return None
+    return max(0.0, at * (total - done) / done - (now - at))
+
+
+def format_duration(seconds: float) -> str:
+    """``m:ss`` or ``h:mm:ss``."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def popen_options(windows: bool = os.name == "nt") -> dict:
+    """``Popen`` keywords: a process group of its own (cancel reaches every descendant) and, on
+    Windows, no console window (as ``slicer.util.launchConsoleProcess`` does)."""
+    if not windows:
+        return {"start_new_session": True}
+    startupinfo = subprocess.STARTUPINFO()
+    startupinfo.dwFlags |= subprocess.STARTF_USESHOWWINDOW
+    startupinfo.wShowWindow = subprocess.SW_HIDE
+    return {
+        "creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW,
+        "startupinfo": startupinfo,
+    }
+
+
+_running: weakref.WeakSet = weakref.WeakSet()
+
+
+def cancel_all() -> None:
+    """Stop every background process still running (Slicer calls this when it quits)."""
+    for process in list(_running):
+        process.cancel(grace=1.0)
 
 
 def engine_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -84,13 +127,11 @@ class BackgroundProcess:
         self.command = list(command)
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=stderr_lines)
+        self._log: queue.SimpleQueue = queue.SimpleQueue()
         self._progress = Progress()
+        self._progress_at = 0.0  # seconds from the start to the latest progress line
         self.cancelled = False
-        group = (
-            {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-            if os.name == "nt"
-            else {"start_new_session": True}
-        )  # its own group: cancel reaches every descendant
+        self._started, self._ended = time.monotonic(), None
         self._process = subprocess.Popen(
             self.command,
             stdout=subprocess.PIPE,
@@ -101,8 +142,9 @@ class BackgroundProcess:
             bufsize=1,
             env=env,
             cwd=cwd,
-            **group,
+            **popen_options(),
         )
+        _running.add(self)
         self._readers = [
             threading.Thread(target=self._read_stdout, daemon=True),
             threading.Thread(target=self._read_stderr, daemon=True),
@@ -119,29 +161,50 @@ class BackgroundProcess:
         for line in self._process.stdout:
             parsed = parse_progress(line)
             if parsed is not None:
-                self._events.put(parsed)
+                self._events.put((*parsed, time.monotonic() - self._started))
+            elif line.strip():
+                self._log.put(line.rstrip())
         self._process.stdout.close()
 
     def _read_stderr(self) -> None:
         for line in self._process.stderr:
             if line.strip():
                 self._stderr.append(line.rstrip())
+                self._log.put(line.rstrip())
         self._process.stderr.close()
+
+    def read_log(self) -> list[str]:
+        """Output lines (stdout other than progress, and stderr) since the last call, in arrival order."""
+        lines = []
+        while True:
+            try:
+                lines.append(self._log.get_nowait())
+            except queue.Empty:
+                return lines
 
     def poll(self) -> Progress:
         """The latest progress, and whether the process has finished (output fully read)."""
-        done, total = self._progress.done, self._progress.total
-        while True:
-            try:
-                done, total = self._events.get_nowait()
-            except queue.Empty:
-                break
+        done, total, at = self._progress.done, self._progress.total, self._progress_at
         returncode = self._process.poll()
         finished = returncode is not None and not any(reader.is_alive() for reader in self._readers)
-        if finished:
-            while not self._events.empty():
-                done, total = self._events.get_nowait()
-        self._progress = Progress(done, total, finished, returncode if finished else None)
+        while True:
+            try:
+                done, total, at = self._events.get_nowait()
+            except queue.Empty:
+                break
+        if finished and self._ended is None:
+            self._ended = time.monotonic()
+            _running.discard(self)
+        elapsed = (self._ended or time.monotonic()) - self._started
+        self._progress_at = at
+        self._progress = Progress(
+            done,
+            total,
+            finished,
+            returncode if finished else None,
+            elapsed=elapsed,
+            remaining=0.0 if finished else estimate_remaining(done, total, at, elapsed),
+        )
         return self._progress
 
     def wait(self, timeout: float | None = None) -> Progress:
@@ -209,11 +272,14 @@ class SuperResolveJob:
         device: str = "auto",
         batch: int = 8,
         lr_fraction: float | None = None,
+        temp_dir: str | os.PathLike | None = None,
     ):
         if lr_fraction is not None:
             kspace.check_fraction(lr_fraction)
         self.study, self.method, self.lr_fraction = study, method, lr_fraction
-        self.workdir = Path(tempfile.mkdtemp(prefix="perfgensr-"))
+        if temp_dir is not None:
+            Path(temp_dir).mkdir(parents=True, exist_ok=True)
+        self.workdir = Path(tempfile.mkdtemp(prefix="perfgensr-", dir=temp_dir))
         self.input_path = self.workdir / "input.npy"
         self.output_path = self.workdir / "output.npy"
         samples = samples_for(method, samples, sampler)
@@ -261,6 +327,10 @@ class SuperResolveJob:
     def poll(self) -> Progress:
         """Frames done so far and whether the run has finished."""
         return self.process.poll()
+
+    def read_log(self) -> list[str]:
+        """The engine's output lines since the last call."""
+        return self.process.read_log()
 
     def cancel(self) -> None:
         """Stop the run (the whole process tree) and remove its files."""
