@@ -1,13 +1,23 @@
-"""``perfgen-sr``: the command line. Argument parsing only; the work lives in the engine modules."""
+"""``perfgen-sr``: the command line. Argument parsing only; the work lives in the engine modules.
+
+Every option's range is checked by the parser and every output path by :mod:`.outputs`, both
+before any work; errors print one line. SIGINT, SIGTERM and SIGHUP stop a command cleanly
+(:mod:`.signals`), with exit status 128 + the signal's number.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import shutil
 import sys
 from pathlib import Path
 
 from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLER, DEFAULT_SAMPLES, PREDICTIONS, SAMPLERS, samples_for
-from .errors import PerfGenError
+from .errors import PerfGenError, UntrustedModel
+
+SEED_MAX = 2**32 - 1  # every generator seeded from a seed accepts 0 ... 2**32 - 1
+NOTHING_WRITTEN = "nothing was written"
 
 
 def _progress_printer(args, unit: str):
@@ -32,23 +42,38 @@ def _progress_printer(args, unit: str):
     return update, lambda: bars and bars[0].close()
 
 
-def _check_output(output: str, source: str) -> None:
-    """Refuse, before any work, an output path that cannot be written or would replace the input."""
-    from .io import check_output
+def _plan(args, studies=None, folders=None, inputs=()):
+    """The checked outputs of a command (see :func:`outputs.plan_outputs`), before any work."""
+    from .outputs import plan_outputs
 
-    if Path(output).resolve() == Path(source).resolve():
-        raise PerfGenError(f"--output is the input {source}; choose another path so the input is kept")
-    check_output(output)
+    return plan_outputs(studies, folders, [p for p in inputs if p], overwrite=args.overwrite)
+
+
+def _studies(roots: list[str]) -> list[Path]:
+    """The studies that ``--data`` roots name (a folder of studies is not itself an input)."""
+    from .data import study_paths
+
+    return [path for root in roots for path in study_paths(Path(root))]
+
+
+def _phase_along_rows(study, phase_axis: str):
+    """The study with its phase-encoding axis along the rows, as the methods expect (a transpose, undone
+    by applying it again)."""
+    import numpy as np
+
+    return study if phase_axis == "rows" else study.with_frames(np.swapaxes(study.frames, -1, -2))
 
 
 def cmd_phantom(args) -> None:
     from .phantom import write_phantom_dataset
 
-    if args.cases < 1 or args.frames < 2:
-        raise PerfGenError("--cases must be at least 1 and --frames at least 2")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise PerfGenError(f"--out {args.out} is a file, not a folder; give a folder for the phantom studies")
-    folders = write_phantom_dataset(args.out, args.cases, args.frames, args.seed, workers=args.workers)
+    if args.seed + args.cases - 1 > SEED_MAX:
+        raise PerfGenError(f"--seed + --cases - 1 must be at most {SEED_MAX} (study i uses seed + i)")
+    plan = _plan(args, folders={"--out": args.out})
+    with plan.staged() as staged:
+        folders = write_phantom_dataset(
+            staged["--out"], args.cases, args.frames, args.seed, workers=args.workers
+        )
     print(f"wrote {len(folders)} phantom studies to {args.out}")
 
 
@@ -56,35 +81,33 @@ def cmd_degrade(args) -> None:
     from . import kspace
     from .io import read_study, write_study
 
-    kspace.check_fraction(args.fraction)
-    _check_output(args.output, args.input)
-    study = read_study(args.input)
+    plan = _plan(args, studies={"--output": args.output}, inputs=[args.input])
+    study = read_study(args.input, min_frames=1)
     axis = -2 if args.phase_axis == "rows" else -1
-    write_study(study.with_frames(kspace.degrade(study.frames, args.fraction, axis=axis)), args.output)
-    print(
-        f"kept {kspace.kept_lines(study.shape[axis], args.fraction)} of {study.shape[axis]} phase-encoding lines -> {args.output}"
-    )
+    lines = kspace.kept_lines(study.shape[axis], args.fraction)
+    degraded = study.with_frames(kspace.degrade(study.frames, args.fraction, axis=axis))
+    with plan.staged() as staged:
+        write_study(degraded, staged["--output"], method=f"degraded to {lines} of {study.shape[axis]} lines")
+    print(f"kept {lines} of {study.shape[axis]} phase-encoding lines -> {args.output}")
 
 
 def cmd_curves(args) -> None:
     from .curves import roi_curves, save_curves_figure, write_curves_csv
-    from .io import read_study
+    from .io import read_label_map, read_study
     from .phantom import masks_from_labels
 
+    plan = _plan(args, folders={"--out": args.out}, inputs=[args.input, args.rois])
     study = read_study(args.input)
-    labels = read_study(args.rois, min_frames=1).frames[0]
-    if labels.shape != study.shape[1:]:
-        raise PerfGenError(
-            f"ROI labels have shape {labels.shape[-2:]}, the study {study.shape[-2:]}; give masks on the study's grid"
-        )
-    curves = {"study": roi_curves(study.frames, masks_from_labels(labels.astype(int)))}
+    labels = read_label_map(args.rois, study.shape[1:])
+    curves = {"study": roi_curves(study.frames, masks_from_labels(labels))}
     if not curves["study"]:
         raise PerfGenError(
             f"{args.rois} holds no ROI labels (1 LV blood, 2 RV blood, 3 myocardium, 4 defect)"
         )
+    with plan.staged() as staged:
+        write_curves_csv(staged["--out"] / "curves.csv", study.times(), curves)
+        save_curves_figure(staged["--out"] / "curves.png", study.times(), curves, title=Path(args.input).name)
     out = Path(args.out)
-    write_curves_csv(out / "curves.csv", study.times(), curves)
-    save_curves_figure(out / "curves.png", study.times(), curves, title=Path(args.input).name)
     print(f"wrote {out / 'curves.csv'} and {out / 'curves.png'}")
 
 
@@ -93,21 +116,28 @@ def cmd_super_resolve(args) -> None:
     from .io import read_study, write_study
     from .sample import super_resolve_study
 
+    if args.uncertainty and args.method != "perfgen":
+        raise PerfGenError(
+            f"--uncertainty needs --method perfgen: {args.method} is deterministic, its SD over samples is zero"
+        )
     if args.uncertainty and (
         args.sampler == "mean" or samples_for(args.method, args.samples, args.sampler) < 2
     ):
         raise PerfGenError(
-            "--uncertainty needs PerfGen with a stochastic sampler and 2 or more samples "
-            "(e.g. --sampler ddim --samples 8)"
+            "--uncertainty needs a stochastic --sampler and 2 or more --samples (it is the per-pixel SD over "
+            "samples; e.g. --sampler ddim --samples 8)"
         )
-    for output in filter(None, (args.output, args.uncertainty)):
-        _check_output(output, args.input)
-    study = read_study(args.input)
+    plan = _plan(
+        args,
+        studies={"--output": args.output, "--uncertainty": args.uncertainty},
+        inputs=[args.input, args.model],
+    )
+    study = read_study(args.input, min_frames=1)
     print(f"{args.input}: {describe_study(study)}", file=sys.stderr)
     update, close = _progress_printer(args, "frame")
     try:
         result = super_resolve_study(
-            study,
+            _phase_along_rows(study, args.phase_axis),
             args.method,
             model=args.model,
             sampler=args.sampler,
@@ -122,23 +152,39 @@ def cmd_super_resolve(args) -> None:
             data_consistency=not args.no_data_consistency,
             progress=update,
         )
+    except UntrustedModel as error:
+        raise UntrustedModel(f"{error} (or --trust-checkpoint if you trust its source)") from None
     finally:
         close()
-    write_study(result.study, args.output, method=args.method, model=str(args.model or "bundled"))
-    if args.uncertainty:
+    model = str(args.model or "bundled")
+    with plan.staged() as staged:
         write_study(
-            result.uncertainty,
-            args.uncertainty,
-            method=f"{args.method} uncertainty (SD)",
-            model=str(args.model or "bundled"),
+            _phase_along_rows(result.study, args.phase_axis),
+            staged["--output"],
+            method=args.method,
+            model=model,
         )
-    print(f"wrote {args.output}")
+        if args.uncertainty:
+            write_study(
+                _phase_along_rows(result.uncertainty, args.phase_axis),
+                staged["--uncertainty"],
+                method=f"{args.method} uncertainty (SD)",
+                model=model,
+            )
+    print(f"wrote {args.output}" + (f" and {args.uncertainty}" if args.uncertainty else ""))
 
 
 def _run_training(args, objective: str, **settings) -> None:
-    """Build the TrainConfig from the shared training arguments and train ``objective``."""
-    from .train import TrainConfig, run_training
+    """Build the TrainConfig from the shared training arguments and train ``objective``.
 
+    A run folder this command created is removed again if the run stops before its first
+    checkpoint; one holding a checkpoint is kept, to be continued with ``--resume``."""
+    from .outputs import plan_outputs
+    from .train import CHECKPOINT, TrainConfig, run_training
+
+    out = Path(args.out)
+    inputs = [*_studies(args.data or []), settings.get("init")]
+    plan_outputs(folders={"--out": out}, inputs=[p for p in inputs if p], overwrite=True)
     config = TrainConfig(
         preset=args.preset,
         steps=args.steps,
@@ -157,11 +203,12 @@ def _run_training(args, objective: str, **settings) -> None:
         vary_acquisition=not args.fixed_acquisition,
         **settings,
     )
+    created = not out.exists()
     update, close = _progress_printer(args, "step")
     try:
         path = run_training(
             config,
-            args.out,
+            out,
             data=args.data,
             phantom_cases=args.phantom_cases,
             phantom_frames=args.phantom_frames,
@@ -172,6 +219,12 @@ def _run_training(args, objective: str, **settings) -> None:
             progress=update,
             objective=objective,
         )
+    except BaseException:
+        if (out / CHECKPOINT).exists():
+            args.interrupted = f"the run in {out} is checkpointed; continue it with --resume"
+        elif created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         close()
     print(f"model written to {path}")
@@ -209,51 +262,100 @@ def cmd_evaluate(args) -> None:
     models = {}
     for item in filter(None, args.models.split(",")):
         method, sep, path = item.partition("=")
-        if not sep or not path:
+        if not sep or not path.strip() or not method.strip():
             raise PerfGenError(f"--models expects METHOD=PATH pairs separated by commas, got '{item}'")
         models[method.strip()] = path.strip()
+    plan = _plan(args, folders={"--out": args.out}, inputs=[*_studies(args.data), *models.values()])
     update, close = _progress_printer(args, "study")
     try:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        result = evaluate(
-            args.data,
-            args.out,
-            fraction=args.fraction,
-            methods=methods,
-            models=models,
-            sampler=args.sampler,
-            steps=args.steps,
-            samples=args.samples,
-            max_frames=args.max_frames,
-            studies=args.studies,
-            device=args.device,
-            batch=args.batch,
-            seed=args.seed,
-            dicom=args.dicom,
-            progress=update,
-        )
+        with plan.staged() as staged:
+            result = evaluate(
+                args.data,
+                staged["--out"],
+                fraction=args.fraction,
+                methods=methods,
+                models=models,
+                sampler=args.sampler,
+                steps=args.steps,
+                samples=args.samples,
+                max_frames=args.max_frames,
+                studies=args.studies,
+                device=args.device,
+                batch=args.batch,
+                seed=args.seed,
+                dicom=args.dicom,
+                progress=update,
+            )
     finally:
         close()
     print(format_summary(result))
-    print(f"wrote {result.report} and its figures")
+    print(f"wrote {Path(args.out) / result.report.name} and its figures")
 
 
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
-    run_demo(
-        args.out,
-        seed=args.seed,
-        frames=args.frames,
-        steps=args.steps,
-        device=args.device,
-        samples=args.samples,
-    )
+    plan = _plan(args, folders={"--out": args.out})
+    with plan.staged() as staged:
+        run_demo(
+            staged["--out"],
+            seed=args.seed,
+            frames=args.frames,
+            steps=args.steps,
+            device=args.device,
+            samples=args.samples,
+        )
+    print(f"wrote panel.png, curves.png, curves.csv and metrics.csv to {args.out}")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, *, above: bool = False):
+    """An argparse type: a ``kind`` (int or finite float) at least ``low`` (above it with ``above``), at most ``high``."""
+    what = "a whole number" if kind is int else "a number"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if above else '>='} {low:g}" if kind is float else f">= {low}")
+    if high is not None:
+        bounds.append(f"<= {high:g}" if kind is float else f"<= {high}")
+    wanted = f"{what} {' and '.join(bounds)}".strip()
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if (
+            not math.isfinite(value)
+            or (low is not None and (value <= low if above else value < low))
+            or (high is not None and value > high)
+        ):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    parse.__name__ = wanted  # argparse names the type in its own messages
+    return parse
+
+
+COUNT = _number(int, 1)
+FRAMES = _number(int, 2)
+SEED = _number(int, 0, SEED_MAX)
+FRACTION = _number(float, 0, 1, above=True)
+POSITIVE = _number(float, 0, above=True)
+NON_NEGATIVE = _number(float, 0)
 
 
 def _add_training_arguments(p, *, preset: str, steps: int, batch: int, lr: float, what: str) -> None:
     """Arguments shared by ``train`` and ``train-gan``: data, run folder, loop settings, with their defaults."""
-    p.add_argument("--crop", type=int, default=64, help="training crop side in pixels (default 64)")
+    p.add_argument(
+        "--crop", type=_number(int, 8, 2048), default=64, help="training crop side in pixels (default 64)"
+    )
     p.add_argument(
         "--fixed-acquisition",
         action="store_true",
@@ -264,30 +366,32 @@ def _add_training_arguments(p, *, preset: str, steps: int, batch: int, lr: float
         "--data", nargs="+", help="phantom folders, study files or DICOM folders (split by study)"
     )
     source.add_argument(
-        "--phantom-cases", type=int, help="generate this many phantom studies in memory instead"
+        "--phantom-cases", type=_number(int, 2), help="generate this many phantom studies in memory instead"
     )
-    p.add_argument("--phantom-frames", type=int, default=40)
-    p.add_argument("--phantom-seed", type=int, default=0, help="seed of the first generated study")
+    p.add_argument("--phantom-frames", type=FRAMES, default=40)
+    p.add_argument("--phantom-seed", type=SEED, default=0, help="seed of the first generated study")
     p.add_argument("--out", required=True, help="run folder: checkpoint.pt, model.safetensors/json, log.csv")
     p.add_argument(
         "--preset", choices=["paper", "small", "tiny"], default=preset, help=f"{what} (default: {preset})"
     )
-    p.add_argument("--steps", type=int, default=steps, help=f"default: {steps}")
-    p.add_argument("--batch", type=int, default=batch, help=f"batch per process (default: {batch})")
-    p.add_argument("--lr", type=float, default=lr, help=f"learning rate (default: {lr:g})")
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--val-studies", type=int, default=2, help="studies held back for validation PSNR")
-    p.add_argument("--val-every", type=int, default=1000)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--workers", type=int, default=2, help="data-loading processes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=COUNT, default=steps, help=f"default: {steps}")
+    p.add_argument("--batch", type=COUNT, default=batch, help=f"batch per process (default: {batch})")
+    p.add_argument("--lr", type=POSITIVE, default=lr, help=f"learning rate (default: {lr:g})")
+    p.add_argument("--ema-decay", type=_number(float, 0, 1), default=0.999)
+    p.add_argument("--grad-clip", type=POSITIVE, default=1.0)
+    p.add_argument(
+        "--val-studies", type=_number(int, 0), default=2, help="studies held back for validation PSNR"
+    )
+    p.add_argument("--val-every", type=COUNT, default=1000)
+    p.add_argument("--checkpoint-every", type=COUNT, default=1000)
+    p.add_argument("--log-every", type=COUNT, default=50)
+    p.add_argument("--workers", type=_number(int, 0), default=2, help="data-loading processes (0: none)")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast precision on CUDA")
     p.add_argument(
         "--time-limit",
-        type=float,
+        type=POSITIVE,
         help="minutes; checkpoint and stop after this long (continue with --resume)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -298,7 +402,7 @@ def _add_training_arguments(p, *, preset: str, steps: int, batch: int, lr: float
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``perfgen-sr`` argument parser with one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="perfgen-sr",
         description=__doc__.split(":")[0] + ": diffusion super-resolution of myocardial perfusion MRI.",
     )
@@ -314,27 +418,30 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", cmd_demo, "Phantom study -> 35%% LR -> bundled PerfGen -> pictures, curves and metrics"
     )
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    p.add_argument("--seed", type=int, default=90_001, help="phantom seed (never used in training)")
-    p.add_argument("--frames", type=int, default=32, help="number of frames")
-    p.add_argument("--steps", type=int, help=f"DDIM steps (default {DEFAULT_DDIM_STEPS})")
-    p.add_argument("--samples", type=int, help=f"samples averaged per frame (default {DEFAULT_SAMPLES})")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument("--seed", type=SEED, default=90_001, help="phantom seed (never used in training)")
+    p.add_argument("--frames", type=FRAMES, default=32, help="number of frames")
+    p.add_argument("--steps", type=COUNT, help=f"DDIM steps (default {DEFAULT_DDIM_STEPS})")
+    p.add_argument("--samples", type=COUNT, help=f"samples averaged per frame (default {DEFAULT_SAMPLES})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
 
     p = command(
         "phantom", cmd_phantom, "Write synthetic first-pass perfusion studies with masks and true curves"
     )
     p.add_argument("--out", required=True, help="output folder (one sub-folder per study)")
-    p.add_argument("--cases", type=int, default=1)
-    p.add_argument("--frames", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0, help="seed of the first study; study i uses seed+i")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument("--cases", type=COUNT, default=1)
+    p.add_argument("--frames", type=FRAMES, default=40)
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the first study; study i uses seed+i")
+    p.add_argument("--workers", type=COUNT, default=1, help="parallel processes")
 
     p = command(
         "degrade", cmd_degrade, "Simulate low resolution: keep the central fraction of phase-encoding lines"
     )
     p.add_argument("--input", required=True, help=".npy (T,H,W)/(T,Z,H,W), NIfTI or DICOM folder")
     p.add_argument("--output", required=True, help="output path; its extension picks the format")
-    p.add_argument("--fraction", type=float, default=0.35, help="fraction of lines kept, in (0, 1]")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument("--fraction", type=FRACTION, default=0.35, help="fraction of lines kept, in (0, 1]")
     p.add_argument(
         "--phase-axis", choices=["rows", "columns"], default="rows", help="phase-encoding direction"
     )
@@ -345,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rois", required=True, help="label image on the study grid: 1 LV, 2 RV, 3 myocardium, 4 defect"
     )
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
 
     p = command("super-resolve", cmd_super_resolve, "Super-resolve every frame of a study")
     p.add_argument(
@@ -364,21 +472,27 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"mean: one-pass posterior mean; ddim/ddpm: averaged samples, ddpm the paper's 2000 ancestral "
         f"steps (default {DEFAULT_SAMPLER})",
     )
-    p.add_argument("--steps", type=int, help=f"DDIM steps (default {DEFAULT_DDIM_STEPS})")
+    p.add_argument("--steps", type=COUNT, help=f"DDIM steps (default {DEFAULT_DDIM_STEPS})")
     p.add_argument(
         "--samples",
-        type=int,
+        type=COUNT,
         help=f"average K samples per frame (default {DEFAULT_SAMPLES} for PerfGen, "
         "1 for the deterministic methods)",
     )
     p.add_argument("--uncertainty", help="also write the per-pixel SD over samples here")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument(
+        "--phase-axis", choices=["rows", "columns"], default="rows", help="phase-encoding direction"
+    )
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
-    p.add_argument("--batch", type=int, default=8, help="frames per batch")
-    p.add_argument("--fraction", type=float, help="retrospective: degrade the input to this fraction first")
+    p.add_argument("--batch", type=COUNT, default=8, help="frames per batch")
+    p.add_argument(
+        "--fraction", type=FRACTION, help="retrospective: degrade the input to this fraction first"
+    )
     p.add_argument(
         "--measured-lines",
-        type=int,
+        type=COUNT,
         help="prospective input: phase-encoding lines actually acquired (enables data consistency)",
     )
     p.add_argument(
@@ -399,10 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Train PerfGen on phantom folders or studies (torchrun --nproc_per_node=N for several GPUs)",
     )
     _add_training_arguments(p, preset="paper", steps=50_000, batch=128, lr=3e-5, what="U-Net size")
-    p.add_argument("--val-steps", type=int, default=20, help="DDIM steps used for validation")
+    p.add_argument("--val-steps", type=COUNT, default=20, help="DDIM steps used for validation")
     p.add_argument(
         "--residual-scale",
-        type=float,
+        type=NON_NEGATIVE,
         default=5.0,
         help="diffuse (HR - LR) x this scale (default 5); 0 diffuses the HR image as the paper",
     )
@@ -413,10 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="v_prediction",
         help="what the network predicts (default v_prediction; epsilon is the paper's)",
     )
-    p.add_argument("--min-snr-gamma", type=float, help="min-SNR-gamma loss weighting (default: off)")
+    p.add_argument("--min-snr-gamma", type=POSITIVE, help="min-SNR-gamma loss weighting (default: off)")
     p.add_argument(
         "--mean-fraction",
-        type=float,
+        type=_number(float, 0, 1),
         default=0.5,
         help="share of each batch trained at the top noise level, for the one-pass mean (default 0.5; paper 0)",
     )
@@ -434,20 +548,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="start from this GAN generator's weights (fine-tuning)")
     p.add_argument(
         "--pretrain-steps",
-        type=int,
+        type=_number(int, 0),
         help="first steps with the content losses only (default: 20%% of --steps)",
     )
-    p.add_argument("--pixel-weight", type=float, help="weight of the pixel MSE (default 1.0)")
-    p.add_argument("--fft-weight", type=float, help="weight of the L1 between FFT magnitudes (default 0.1)")
+    p.add_argument("--pixel-weight", type=NON_NEGATIVE, help="weight of the pixel MSE (default 1.0)")
     p.add_argument(
-        "--adversarial-weight", type=float, help="weight of the relativistic adversarial loss (default 1e-3)"
+        "--fft-weight", type=NON_NEGATIVE, help="weight of the L1 between FFT magnitudes (default 0.1)"
+    )
+    p.add_argument(
+        "--adversarial-weight",
+        type=NON_NEGATIVE,
+        help="weight of the relativistic adversarial loss (default 1e-3)",
     )
     p.add_argument(
         "--vgg-weights", help="safetensors of torchvision-layout VGG19 features: enables the perceptual loss"
     )
     p.add_argument(
         "--perceptual-weight",
-        type=float,
+        type=NON_NEGATIVE,
         help="weight of the VGG19 perceptual loss (default 0.01 with --vgg-weights)",
     )
 
@@ -463,8 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="HR test studies: phantom folders, study files, DICOM folders or folders of them",
     )
     p.add_argument("--out", required=True, help="output folder: report.md, metrics.csv, figures")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument(
-        "--fraction", type=float, default=0.35, help="fraction of phase-encoding lines kept for the LR"
+        "--fraction", type=FRACTION, default=0.35, help="fraction of phase-encoding lines kept for the LR"
     )
     p.add_argument("--methods", default="zeropad,gan,perfgen", help="comma-separated methods")
     p.add_argument("--models", default="", help="METHOD=PATH,... (default: the bundled models)")
@@ -474,14 +593,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_SAMPLER,
         help=f"PerfGen sampler (default {DEFAULT_SAMPLER})",
     )
-    p.add_argument("--steps", type=int, help=f"PerfGen DDIM steps (default {DEFAULT_DDIM_STEPS})")
+    p.add_argument("--steps", type=COUNT, help=f"PerfGen DDIM steps (default {DEFAULT_DDIM_STEPS})")
     p.add_argument(
-        "--samples", type=int, help=f"PerfGen samples averaged per frame (default {DEFAULT_SAMPLES})"
+        "--samples", type=COUNT, help=f"PerfGen samples averaged per frame (default {DEFAULT_SAMPLES})"
     )
-    p.add_argument("--max-frames", type=int, help="use only the first N frames of each study")
-    p.add_argument("--studies", type=int, help="use only the first N studies")
-    p.add_argument("--batch", type=int, default=8, help="frames per batch")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-frames", type=FRAMES, help="use only the first N frames of each study")
+    p.add_argument("--studies", type=COUNT, help="use only the first N studies")
+    p.add_argument("--batch", type=COUNT, default=8, help="frames per batch")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
     p.add_argument(
         "--dicom", action="store_true", help="also write each method's result as a derived DICOM series"
@@ -493,29 +612,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run one command; user errors print one line and exit non-zero."""
+    """Entry point: run one command; user errors print one line and exit non-zero, signals stop it cleanly."""
+    from .signals import interruptible
+
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        args.function(args)
-    except PerfGenError as error:
-        if args.debug:
-            raise
-        print(f"perfgen-sr {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # a disk full, a permission denied: the user's to fix, in one line
-        if args.debug:
-            raise
-        where = f"{error.filename}: " if error.filename else ""
-        print(
-            f"perfgen-sr {args.command}: error: {where}{error.strerror or error}; check the path, its "
-            "permissions and the free disk space",
-            file=sys.stderr,
-        )
-        return 2
-    except KeyboardInterrupt:
-        print(f"perfgen-sr {args.command}: interrupted; no partial output was written", file=sys.stderr)
-        return 130
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a refused option (one line printed)
+        return int(stop.code or 0)
+    with interruptible():
+        try:
+            args.function(args)
+        except PerfGenError as error:
+            if args.debug:
+                raise
+            print(f"perfgen-sr {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:  # a disk full, a permission denied: the user's to fix, in one line
+            if args.debug:
+                raise
+            where = f"{error.filename}: " if error.filename else ""
+            print(
+                f"perfgen-sr {args.command}: error: {where}{error.strerror or error}; check the path, its "
+                "permissions and the free disk space",
+                file=sys.stderr,
+            )
+            return 2
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM/SIGHUP as signals.Interrupted
+            name = getattr(stop, "name", "SIGINT")
+            note = getattr(args, "interrupted", NOTHING_WRITTEN)
+            print(f"perfgen-sr {args.command}: interrupted ({name}); {note}", file=sys.stderr)
+            return getattr(stop, "exit_code", 130)
     return 0
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import PerfGenError
+from .figures import plain_text
 from .io import atomic_path
 
 ROI_COLOURS = {
@@ -77,6 +78,7 @@ def plot_curves(
     ax.legend(fontsize="x-small", ncol=2)
 
 
+@plain_text
 def save_curves_figure(
     path: str | os.PathLike, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]], title: str = ""
 ) -> Path:

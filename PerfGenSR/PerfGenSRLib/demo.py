@@ -102,7 +102,5 @@ def run_demo(
     write_curves_csv(out / "curves.csv", study.times(), curves)
     write_metrics_csv(out / "metrics.csv", rows)
     print(format_table(rows))
-    print(
-        f"wrote panel.png, curves.png, curves.csv, metrics.csv to {out} in {time.perf_counter() - started:.0f} s"
-    )
+    print(f"finished in {time.perf_counter() - started:.0f} s")
     return rows

@@ -97,8 +97,9 @@ class _Image:
     intercept: float
 
 
-def read_dicom_study(folder: str | Path) -> Study:
-    """Read the perfusion series in ``folder`` (searched recursively) as a ``(T, Z, H, W)`` study."""
+def read_dicom_study(folder: str | Path, min_frames: int = 2) -> Study:
+    """Read the perfusion series in ``folder`` (searched recursively) as a ``(T, Z, H, W)`` study of at least
+    ``min_frames`` frames."""
     folder = Path(folder)
     headers = _read_headers(folder)
     modalities = sorted({str(header.get("Modality") or "MR") for _, header in headers} - {"MR"})
@@ -127,10 +128,10 @@ def read_dicom_study(folder: str | Path) -> Study:
             f"{folder}: slices hold different numbers of frames ({', '.join(map(str, counts))}); "
             "the series is incomplete, export it again in full"
         )
-    if counts[0] < 2:
+    if counts[0] < min_frames:
         raise PerfGenError(
             f"{folder}: {len(images)} image(s) at {len(slices)} slice position(s) is not a time series; "
-            "PerfGenSR needs at least 2 frames per slice"
+            f"PerfGenSR needs at least {min_frames} frames per slice"
         )
     order = _order_key(images)
     for frames in slices:

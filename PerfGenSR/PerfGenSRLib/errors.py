@@ -7,3 +7,7 @@ class PerfGenError(Exception):
 
 class Cancelled(PerfGenError):
     """The user cancelled a long run; nothing was written."""
+
+
+class UntrustedModel(PerfGenError):
+    """A model file in a format that can run code (a pickled checkpoint), not loaded without trust."""

@@ -117,6 +117,8 @@ def resolve_models(methods: list[str], models: dict[str, str] | None = None) -> 
     for method in [*methods, *models]:
         if method not in METHODS:
             raise PerfGenError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
+    if "zeropad" in models:
+        raise PerfGenError(f"zeropad takes no model; remove zeropad={models['zeropad']} from --models")
     extra = sorted(set(models) - set(methods))
     if extra:
         raise PerfGenError(f"--models gives a model for {', '.join(extra)}, which --methods leaves out")

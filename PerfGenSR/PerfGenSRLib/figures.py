@@ -1,8 +1,10 @@
 """Figures of the paper, shared by ``demo`` and ``evaluate``: image panels at the first-pass phases,
-signal-time curves and x-t profiles. matplotlib with the Agg backend, PNG written atomically."""
+signal-time curves and x-t profiles. matplotlib with the Agg backend, PNG written atomically.
+Text comes from data (file and study names), so it is drawn as it is, never read as mathtext."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -21,6 +23,19 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def plain_text(function):
+    """Run a figure function with mathtext off: a ``$`` in a file name is a dollar sign, not markup."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
@@ -43,6 +58,7 @@ def phase_frames(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, 
     }
 
 
+@plain_text
 def save_phase_panel(
     path: str | os.PathLike,
     images: dict[str, np.ndarray],
@@ -80,6 +96,7 @@ def save_phase_panel(
     return _save(fig, path)
 
 
+@plain_text
 def save_xt_profiles(path: str | os.PathLike, profiles: dict[str, np.ndarray], times: np.ndarray) -> Path:
     """x-t plots (position across, time down) of one profile line per method, same window."""
     plt = _pyplot()
@@ -101,6 +118,7 @@ def save_xt_profiles(path: str | os.PathLike, profiles: dict[str, np.ndarray], t
     return _save(fig, path)
 
 
+@plain_text
 def save_metric_boxplots(
     path: str | os.PathLike, values: dict[str, dict[str, np.ndarray]], titles: dict[str, str] | None = None
 ) -> Path:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PerfGenError
+from .scaling import rescale, safe_scale
 
 
 def kept_lines(n: int, fraction: float) -> int:
@@ -78,7 +79,8 @@ def resample_lines(image: Any, keep: int, out_lines: int | None = None, axis: in
     n_out = n_in if out_lines is None else int(out_lines)
     if not 1 <= keep <= min(n_in, n_out):
         raise PerfGenError(f"cannot keep {keep} lines of a {n_in}-line image on a {n_out}-line grid")
-    kspace = to_kspace(image, axis)
+    scale = safe_scale(image)  # FFT sums of values near the float32 limit would overflow
+    kspace = to_kspace(image / scale if scale != 1.0 else image, axis)
     block = kspace[_index(kspace.ndim, axis, central_block(n_in, keep))]
     shape = list(kspace.shape)
     shape[axis] = n_out
@@ -87,7 +89,7 @@ def resample_lines(image: Any, keep: int, out_lines: int | None = None, axis: in
     else:
         padded = kspace.new_zeros(shape)
     padded[_index(kspace.ndim, axis, central_block(n_out, keep))] = block * (n_out / n_in)
-    return _magnitude(from_kspace(padded, axis), image)
+    return rescale(_magnitude(from_kspace(padded, axis), image), scale)
 
 
 def degrade(image: Any, fraction: float, axis: int = -2) -> Any:
@@ -106,11 +108,12 @@ def data_consistency(image: Any, low_res: Any, keep: int, axis: int = -2) -> Any
     ``low_res`` is the measured LR image on the HR grid (as :func:`degrade` or :func:`zero_pad` give);
     the magnitude of the result is returned.
     """
-    kspace = to_kspace(image, axis)
-    measured = to_kspace(low_res, axis)
+    scale = max(safe_scale(image), safe_scale(low_res))
+    kspace = to_kspace(image / scale if scale != 1.0 else image, axis)
+    measured = to_kspace(low_res / scale if scale != 1.0 else low_res, axis)
     block = _index(kspace.ndim, axis, central_block(image.shape[axis], keep))
     kspace[block] = measured[block]
-    return _magnitude(from_kspace(kspace, axis), image)
+    return rescale(_magnitude(from_kspace(kspace, axis), image), scale)
 
 
 def _magnitude(complex_image: Any, like: Any) -> Any:

@@ -17,9 +17,13 @@ the one it expects.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
+import math
 import os
-from dataclasses import asdict, dataclass
+import pickle
+import typing
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -27,8 +31,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import PerfGenError
+from .errors import PerfGenError, UntrustedModel
 from .io import atomic_path, write_json
+from .schedule import DiffusionSchedule
 from .unet import UNet, UNetConfig
 
 FORMAT, VERSION = "perfgen-sr-model", 1
@@ -122,10 +127,11 @@ def load_model(
             "choose a model of the kind this method needs"
         )
     config_cls, module_cls = _architecture(architecture, weights_path)
+    _check_description(meta, config_cls, weights_path)
     try:
         config = config_cls(**meta["config"])
         module = module_cls(config)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, ArithmeticError) as error:
         raise PerfGenError(f"model description for {weights_path} has an invalid config: {error}") from None
     _check_weights(module, state, weights_path)
     module.load_state_dict(state)
@@ -247,16 +253,75 @@ def _read_description(json_path: Path) -> dict:
     return meta
 
 
+def _check_description(meta: dict, config_cls: type, path: Path) -> None:
+    """Refuse, in one line, a description whose fields a model cannot be built or sampled from."""
+    where = f"model description for {path}"
+    hints = typing.get_type_hints(config_cls)
+    known = {f.name: hints[f.name] for f in fields(config_cls)}
+    for name, value in meta["config"].items():
+        if name not in known:
+            raise PerfGenError(
+                f"{where}: unknown config field '{name}'; restore the .json written with the weights"
+            )
+        kind = typing.get_origin(known[name]) or known[name]
+        if kind is tuple:
+            ok = isinstance(value, list) and value and all(_is_int(v) and v >= 1 for v in value)
+        elif kind is int:
+            ok = _is_int(value) and value >= 1
+        elif kind is float:
+            ok = _is_number(value)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise PerfGenError(
+                f"{where}: config field '{name}' has the invalid value {value!r}; restore the .json"
+            )
+    schedule = meta.get("schedule", {})
+    known = inspect.signature(DiffusionSchedule).parameters
+    if not isinstance(schedule, dict) or set(schedule) - set(known):
+        raise PerfGenError(f'{where}: "schedule" may hold only {", ".join(known)}; restore the .json')
+    if "num_timesteps" in schedule and not (
+        _is_int(schedule["num_timesteps"]) and schedule["num_timesteps"] >= 1
+    ):
+        raise PerfGenError(
+            f"{where}: schedule num_timesteps {schedule['num_timesteps']!r} is not a positive whole number"
+        )
+    for name in ("beta_start", "beta_end"):
+        if name in schedule and not (_is_number(schedule[name]) and 0 < schedule[name] < 1):
+            raise PerfGenError(f"{where}: schedule {name} {schedule[name]!r} is not a number in (0, 1)")
+    if "prediction" in schedule and not isinstance(schedule["prediction"], str):
+        raise PerfGenError(f"{where}: schedule prediction {schedule['prediction']!r} is not a name")
+    try:
+        DiffusionSchedule(**schedule)
+    except PerfGenError as error:
+        raise PerfGenError(f"{where}: {error}; restore the .json") from None
+    scale = meta.get("residual_scale", 0.0)
+    if not (_is_number(scale) and scale >= 0):
+        raise PerfGenError(f"{where}: residual_scale {scale!r} is not a number >= 0; restore the .json")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _read_legacy(path: Path, expected_architecture: str | None, trust: bool) -> tuple[dict, dict]:
     if not trust:
-        raise PerfGenError(
-            f"{path} is a legacy PyTorch checkpoint; load it only if you trust its source "
-            "(--trust-checkpoint), or use a .safetensors model"
+        raise UntrustedModel(
+            f"{path} is a legacy PyTorch checkpoint, loaded only from a trusted source; use a .safetensors model"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for damaged or unsafe pickles
-        raise PerfGenError(f"checkpoint {path} is unreadable ({_first_line(error)})") from None
+    except pickle.UnpicklingError:  # the safe loader met classes or code: never run, never advised to
+        raise PerfGenError(
+            f"checkpoint {path} holds objects other than tensors and plain values, which are never loaded; "
+            "save its state_dict and config as a .safetensors model"
+        ) from None
+    except Exception:  # torch raises many types for damaged files
+        raise PerfGenError(f"checkpoint {path} is unreadable: damaged or not a PyTorch checkpoint") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise PerfGenError(
             f'checkpoint {path} is not a dict with a "state_dict"; see models.py for the layout'

@@ -21,6 +21,7 @@ from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_MEAN_FLIPS, DEFAULT_SAMPLER, S
 from .errors import Cancelled, PerfGenError
 from .io import Study
 from .models import LoadedModel, bundled_model_path, load_model, resolve_device
+from .scaling import rescale, safe_scale
 from .schedule import DiffusionSchedule
 
 METHODS = ("zeropad", "gan", "perfgen")
@@ -193,6 +194,8 @@ def super_resolve_study(
         raise PerfGenError("--samples and --batch must be at least 1")
     torch_device = resolve_device(device)
     frames = study.frames.reshape(-1, *study.shape[2:])
+    scale = safe_scale(frames)  # any finite magnitude: normalisation then never overflows
+    frames = frames / scale if scale != 1.0 else frames
     low_res = kspace.degrade(frames, lr_fraction) if lr_fraction is not None else frames.copy()
     if lr_fraction is not None:
         measured_lines = kspace.kept_lines(frames.shape[-2], lr_fraction)
@@ -253,10 +256,10 @@ def super_resolve_study(
         "samples": samples,
         "seed": seed,
     }
-    result = study.with_frames(mean.reshape(shape))
+    result = study.with_frames(rescale(mean, scale).reshape(shape))
     result.meta["super_resolution"] = info
     return SuperResolution(
         study=result,
-        uncertainty=study.with_frames(std.reshape(shape)) if samples > 1 else None,
-        low_res=study.with_frames(low_res.reshape(shape)),
+        uncertainty=study.with_frames(rescale(std, scale).reshape(shape)) if samples > 1 else None,
+        low_res=study.with_frames(rescale(low_res, scale).reshape(shape)),
     )

@@ -121,19 +121,19 @@ def write_phantom_dataset(
 
     out = Path(out)
     jobs = [(out / f"case_{i:04d}", seed + i, frames, priors) for i in range(cases)]
-    bar = tqdm(total=cases, desc="phantoms", unit="study", disable=not progress)
-    if workers > 1:
-        import multiprocessing
+    folders = []
+    with tqdm(
+        total=cases, desc="phantoms", unit="study", disable=not progress
+    ) as bar:  # closed on a signal too
+        if workers > 1:
+            import multiprocessing
 
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            folders = []
-            for folder in pool.imap(_write_case, jobs):
-                folders.append(folder)
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                for folder in pool.imap(_write_case, jobs):
+                    folders.append(folder)
+                    bar.update()
+        else:
+            for job in jobs:
+                folders.append(_write_case(job))
                 bar.update()
-    else:
-        folders = []
-        for job in jobs:
-            folders.append(_write_case(job))
-            bar.update()
-    bar.close()
     return folders

@@ -51,7 +51,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     [
         (lambda p: None, "no such file"),
         (lambda p: p.write_text("hello"), "unsupported file type"),
-        (lambda p: np.save(p.with_suffix(".npy"), np.zeros((10, 10))), "expected a"),
+        (lambda p: np.save(p.with_suffix(".npy"), np.zeros((2, 1, 1, 10, 10))), "expected a"),
         (lambda p: np.save(p.with_suffix(".npy"), np.full((2, 10, 10), np.nan)), "NaN"),
         (lambda p: np.save(p.with_suffix(".npy"), np.zeros((2, 10, 10), complex)), "complex"),
         (lambda p: np.save(p.with_suffix(".npy"), np.zeros((2, 1, 10))), "matrix"),

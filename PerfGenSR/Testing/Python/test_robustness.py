@@ -3,7 +3,9 @@ traceback and nothing written, for every command and the scene logic (one test p
 tables below); the out-of-memory fallback; nothing lost on Ctrl-C, on a cancel or when a training
 run is killed; a DICOM perfusion series in, a derived DICOM series of the same study out."""
 
+import argparse
 import csv
+import json
 import os
 import re
 import signal
@@ -46,6 +48,8 @@ def inputs(tmp_path_factory) -> Path:
     np.save(folder / "labels.npy", labels)
     np.save(folder / "labels_small.npy", labels[:, :20, :20])
     np.save(folder / "labels_empty.npy", np.zeros_like(labels))
+    np.save(folder / "labels_slices.npy", np.concatenate([labels, labels]))
+    write_slice_series(folder / "dicom", counts=(4,))
 
     (folder / "link.npy").symlink_to(folder / "gone.npy")
     (folder / "folder.npy").mkdir()
@@ -66,6 +70,16 @@ def inputs(tmp_path_factory) -> Path:
     np.save(folder / "complex.npy", good.astype(np.complex64))
     np.save(folder / "pixel.npy", np.ones((4, 1, 1), np.float32))
     np.save(folder / "wide.npy", np.ones((2, 16, 10_000), np.float32))
+    np.save(folder / "empty.npy", np.zeros((4, 0, 40, 44), np.float32))
+    np.save(folder / "float64.npy", good.astype(np.float64) * 1e300)
+    with open(folder / "huge.npy", "wb") as handle:  # a header claiming 1.5 TiB, then a few bytes
+        header = {"descr": "<f4", "fortran_order": False, "shape": (6000, 64, 1024, 1024)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(b"\0" * 64)
+    io.write_study(io.Study(good), folder / "whole.nii.gz")
+    whole = (folder / "whole.nii.gz").read_bytes()
+    (folder / "truncated.nii.gz").write_bytes(whole[: len(whole) // 2])
+    (folder / "whole.nii.gz").unlink()
 
     torch.manual_seed(0)
     unet = UNet(PRESETS["tiny"])
@@ -81,11 +95,31 @@ def inputs(tmp_path_factory) -> Path:
     weights = (folder / "perfgen.safetensors").read_bytes()
     (folder / "corrupt.safetensors").write_bytes(weights[: len(weights) // 2])
     (folder / "corrupt.json").write_text((folder / "perfgen.json").read_text())
-    torch.save(
-        {"state_dict": unet.state_dict(), "config": asdict(PRESETS["tiny"]), "architecture": "perfgen-unet"},
-        folder / "legacy.pt",
-    )
+    legacy = {
+        "state_dict": unet.state_dict(),
+        "config": asdict(PRESETS["tiny"]),
+        "architecture": "perfgen-unet",
+    }
+    torch.save(legacy, folder / "legacy.pt")
+    torch.save({**legacy, "payload": Payload()}, folder / "evil.pt")
+    description = json.loads((folder / "perfgen.json").read_text())
+    for name, change in DAMAGED_DESCRIPTIONS.items():
+        (folder / f"{name}.safetensors").write_bytes(weights)
+        damaged = {**description, **change, "config": {**description["config"], **change.get("config", {})}}
+        (folder / f"{name}.json").write_text(json.dumps(damaged))
     return folder
+
+
+class Payload:
+    """An object a pickled checkpoint could carry: the safe loader must refuse to build it."""
+
+
+DAMAGED_DESCRIPTIONS = {  # model descriptions beside valid weights, each with one bad field
+    "zero_groups": {"config": {"norm_groups": 0}},
+    "text_channels": {"config": {"base_channels": "sixteen"}},
+    "no_steps": {"schedule": {"num_timesteps": 0, "beta_start": 1e-6, "beta_end": 1e-2}},
+    "text_residual": {"residual_scale": "five"},
+}
 
 
 def write_ct_series(folder: Path) -> None:
@@ -122,7 +156,22 @@ def run_refused(argv: list[str], inputs: Path, tmp_path: Path, capsys) -> str:
     assert "Traceback" not in captured.err + captured.out
     assert not out.exists() or not any(out.iterdir())
     assert snapshot(inputs) == before
-    return errors[0]
+    line = errors[0]
+    command = next(a for a in argv if not a.startswith("-"))
+    assert set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", line)) <= options_of(command), (
+        line
+    )  # only its own flags
+    assert "weights_only" not in line and ".partial" not in line, line  # no torch advice, no temporary paths
+    return line
+
+
+def options_of(command: str) -> set[str]:
+    """The long options of a ``perfgen-sr`` command."""
+    from PerfGenSRLib.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return {option for action in sub._actions for option in action.option_strings if option.startswith("--")}
 
 
 # --- bad input files: every command that reads a study ----------------------------------------------
@@ -139,6 +188,10 @@ BAD_FILES = {  # kind: (file in the inputs folder, what the message says)
     "DICOM folder with several series": ("two_series", "holds 2 series that are not the slices of one"),
     "folder without DICOM files": ("no_dicom", "no DICOM files found"),
     "single frame": ("one_frame.npy", "needs at least 2 frames"),
+    "truncated .nii.gz": ("truncated.nii.gz", "truncated or damaged"),
+    ".npy whose header claims 1.5 TiB": ("huge.npy", "truncated: its header describes"),
+    "an axis of length 0": ("empty.npy", "is empty (an axis of length 0"),
+    "values beyond single precision": ("float64.npy", "beyond single precision"),
     "NaN/Inf values": ("nan.npy", "contains 2 NaN/Inf values"),
     "complex data": ("complex.npy", "holds complex values"),
     "1-pixel matrix": ("pixel.npy", "has a 1x1 matrix"),
@@ -189,8 +242,13 @@ READING_COMMANDS = {  # command: its arguments with the study to read as {input}
 }
 
 
-@pytest.mark.parametrize("command", READING_COMMANDS)
-@pytest.mark.parametrize("kind", BAD_FILES)
+ACCEPTED = {"single frame": {"degrade", "super-resolve"}}  # inputs some commands take (see test_inputs.py)
+
+
+@pytest.mark.parametrize(
+    "kind,command",
+    [(k, c) for k in BAD_FILES for c in READING_COMMANDS if c not in ACCEPTED.get(k, ())],
+)
 def test_bad_input_file_is_refused(kind, command, inputs, tmp_path, capsys):
     name, message = BAD_FILES[kind]
     argv = [a.replace("{input}", "{d}/" + name) for a in READING_COMMANDS[command]]
@@ -223,21 +281,21 @@ BAD_OPTIONS = {  # case: (arguments, what the message says)
     **{
         f"degrade: fraction {f}": (
             ["degrade", "--input", "{d}/study.npy", "--output", "{out}/lr.npy", "--fraction", f],
-            "fraction must be in (0, 1]",
+            "argument --fraction: must be a number > 0 and <= 1",
         )
         for f in FRACTIONS
     },
     **{
         f"super-resolve: fraction {f}": (
             [*SR, "--method", "zeropad", "--fraction", f],
-            "fraction must be in (0, 1]",
+            "argument --fraction: must be a number > 0 and <= 1",
         )
         for f in FRACTIONS
     },
     **{
         f"evaluate: fraction {f}": (
             [*EVALUATE, "--methods", "zeropad", "--fraction", f],
-            "fraction must be in (0, 1]",
+            "argument --fraction: must be a number > 0 and <= 1",
         )
         for f in FRACTIONS
     },
@@ -247,11 +305,11 @@ BAD_OPTIONS = {  # case: (arguments, what the message says)
     ),
     "degrade: output inside a file": (
         ["degrade", "--input", "{d}/study.npy", "--output", "{d}/study.npy/lr.npy"],
-        "check the path, its permissions and the free disk space",
+        "study.npy is a file, not a folder",
     ),
     "degrade: output is the input": (
         ["degrade", "--input", "{d}/study.npy", "--output", "{d}/study.npy"],
-        "--output is the input",
+        "is the input; choose another path",
     ),
     "super-resolve: unsupported output type": (
         [*SR[:-1], "{out}/sr.png", "--method", "zeropad"],
@@ -259,21 +317,24 @@ BAD_OPTIONS = {  # case: (arguments, what the message says)
     ),
     "super-resolve: output is the input": (
         [*SR[:-1], "{d}/study.npy", "--method", "zeropad"],
-        "--output is the input",
+        "is the input; choose another path",
     ),
     "super-resolve: DICOM output into a folder of other files": (
         [*SR[:-1], "{d}/no_dicom", "--method", "zeropad"],
         "holds files other than DICOM",
     ),
     "super-resolve: --uncertainty with one sample": (
-        [*SR, "--method", "zeropad", "--uncertainty", "{out}/sd.npy"],
-        "--uncertainty needs PerfGen with 2 or more samples",
+        [*SR, "--model", "{d}/perfgen.safetensors", "--samples", "1", "--uncertainty", "{out}/sd.npy"],
+        "--uncertainty needs 2 or more --samples",
     ),
     "super-resolve: measured lines 0": (
         [*SR, "--method", "gan", "--model", "{d}/gan.safetensors", "--measured-lines", "0"],
-        "--measured-lines must be between 1 and 40",
+        "argument --measured-lines: must be a whole number >= 1, got 0",
     ),
-    "super-resolve: batch 0": ([*SR, "--method", "zeropad", "--batch", "0"], "--batch must be at least 1"),
+    "super-resolve: batch 0": (
+        [*SR, "--method", "zeropad", "--batch", "0"],
+        "argument --batch: must be a whole number >= 1, got 0",
+    ),
     "super-resolve: PerfGen given a GAN generator": (
         [*SR, "--model", "{d}/gan.safetensors"],
         "is a GAN generator, not a PerfGen U-Net",
@@ -292,13 +353,13 @@ BAD_OPTIONS = {  # case: (arguments, what the message says)
     "super-resolve: device cuda:9": ([*SR, "--method", "zeropad", "--device", "cuda:9"], "device 'cuda:9'"),
     "curves: labels on another grid": (
         ["curves", "--input", "{d}/study.npy", "--rois", "{d}/labels_small.npy", "--out", "{out}/curves"],
-        "ROI labels have shape",
+        "have shape 1x20x20 (slices x rows x columns), the study 1x40x44",
     ),
     "curves: labels without ROIs": (
         ["curves", "--input", "{d}/study.npy", "--rois", "{d}/labels_empty.npy", "--out", "{out}/curves"],
         "holds no ROI labels",
     ),
-    "train: steps 0": ([*TRAIN[:-5], "0", *TRAIN[-4:]], "--steps and --batch must be at least 1"),
+    "train: steps 0": ([*TRAIN[:-5], "0", *TRAIN[-4:]], "argument --steps: must be a whole number >= 1"),
     "train: all studies held back": ([*TRAIN[:-1], "2"], "cannot hold back 2 of 2 studies"),
     "train: --resume without a run": ([*TRAIN, "--resume"], "no checkpoint"),
     "train: --init is a GAN generator": (
@@ -325,12 +386,136 @@ BAD_OPTIONS = {  # case: (arguments, what the message says)
     "evaluate: device cuda:9": ([*EVALUATE, "--methods", "zeropad", "--device", "cuda:9"], "device 'cuda:9'"),
     "phantom: no cases": (
         ["phantom", "--out", "{out}/phantoms", "--cases", "0"],
-        "--cases must be at least 1",
+        "argument --cases: must be a whole number >= 1, got 0",
     ),
-    "phantom: single frame": (["phantom", "--out", "{out}/phantoms", "--frames", "1"], "--frames at least 2"),
+    "phantom: single frame": (
+        ["phantom", "--out", "{out}/phantoms", "--frames", "1"],
+        "argument --frames: must be a whole number >= 2, got 1",
+    ),
+    "phantom: seed -1": (
+        ["phantom", "--out", "{out}/p", "--seed", "-1"],
+        "argument --seed: must be a whole number >= 0",
+    ),
+    "phantom: seed 2**40": (["phantom", "--out", "{out}/p", "--seed", str(2**40)], "<= 4294967295, got"),
+    "phantom: seed + cases past the range": (
+        ["phantom", "--out", "{out}/p", "--seed", str(2**32 - 1), "--cases", "2"],
+        "--seed + --cases - 1 must be at most",
+    ),
+    "super-resolve: seed -1": ([*SR, "--method", "zeropad", "--seed", "-1"], "argument --seed: must be"),
+    "super-resolve: steps 0": ([*SR, "--steps", "0"], "argument --steps: must be a whole number >= 1"),
+    "super-resolve: samples text": (
+        [*SR, "--samples", "many"],
+        "argument --samples: expected a whole number",
+    ),
+    "train: lr nan": ([*TRAIN, "--lr", "nan"], "argument --lr: must be a number > 0, got nan"),
+    "train: lr 0": ([*TRAIN, "--lr", "0"], "argument --lr: must be a number > 0"),
+    "train: val-every 0": ([*TRAIN, "--val-every", "0"], "argument --val-every: must be a whole number >= 1"),
+    "train: checkpoint-every 0": (
+        [*TRAIN, "--checkpoint-every", "0"],
+        "argument --checkpoint-every: must be a whole number >= 1",
+    ),
+    "train: ema-decay 2": (
+        [*TRAIN, "--ema-decay", "2"],
+        "argument --ema-decay: must be a number >= 0 and <= 1",
+    ),
+    "train: time-limit inf": ([*TRAIN, "--time-limit", "inf"], "argument --time-limit: must be a number > 0"),
+    "train-gan: weight -1": (
+        ["train-gan", *TRAIN[1:], "--fft-weight", "-1"],
+        "argument --fft-weight: must be a number >= 0",
+    ),
+    "evaluate: max-frames 1": (
+        [*EVALUATE, "--max-frames", "1"],
+        "argument --max-frames: must be a whole number >= 2",
+    ),
+    **{
+        f"super-resolve: model description with {name.replace('_', ' ')}": (
+            [*SR, "--model", "{d}/" + name + ".safetensors"],
+            message,
+        )
+        for name, message in {
+            "zero_groups": "config field 'norm_groups' has the invalid value 0",
+            "text_channels": "config field 'base_channels' has the invalid value 'sixteen'",
+            "no_steps": "schedule num_timesteps 0 is not a positive whole number",
+            "text_residual": "residual_scale 'five' is not a number >= 0",
+        }.items()
+    },
+    "super-resolve: --uncertainty with a deterministic method": (
+        [*SR, "--method", "zeropad", "--samples", "2", "--uncertainty", "{out}/sd.npy"],
+        "--uncertainty needs --method perfgen: zeropad is deterministic",
+    ),
+    "super-resolve: --uncertainty is --output": (
+        [
+            *SR,
+            "--method",
+            "zeropad",
+            "--samples",
+            "2",
+            "--method",
+            "perfgen",
+            "--uncertainty",
+            "{out}/SR.NPY",
+        ],
+        "share a path; give each output its own",
+    ),
+    "super-resolve: --uncertainty inside a DICOM --output": (
+        [*SR[:-1], "{out}/series", "--uncertainty", "{out}/series/sd.npy"],
+        "share a path",
+    ),
+    "super-resolve: --uncertainty under a file": (
+        [*SR, "--uncertainty", "{d}/study.npy/sd.npy"],
+        "--uncertainty {d}/study.npy/sd.npy: {d}/study.npy is a file, not a folder",
+    ),
+    "super-resolve: --output inside the input DICOM folder": (
+        ["super-resolve", "--input", "{d}/dicom", "--output", "{d}/dicom/sr", "--method", "zeropad"],
+        "lies inside the input folder",
+    ),
+    "super-resolve: --output holds the input": (
+        ["super-resolve", "--input", "{d}/dicom/slice1", "--output", "{d}/dicom", "--method", "zeropad"],
+        "holds the input",
+    ),
+    "super-resolve: existing output": (
+        [*SR[:-1], "{d}/study2.npy", "--method", "zeropad"],
+        "study2.npy already exists; add --overwrite to replace it",
+    ),
+    "super-resolve: existing DICOM series": (
+        [*SR[:-1], "{d}/dicom/slice1", "--method", "zeropad"],
+        "already holds a DICOM series; add --overwrite",
+    ),
+    "super-resolve: unsupported extension in capitals": (
+        [*SR[:-1], "{out}/sr.PNG", "--method", "zeropad"],
+        "unsupported output type '.PNG'",
+    ),
+    "super-resolve: legacy .pt with code in it (trusted)": (
+        [*SR, "--model", "{d}/evil.pt", "--trust-checkpoint"],
+        "holds objects other than tensors and plain values, which are never loaded",
+    ),
+    "evaluate: legacy .pt": (
+        [*EVALUATE, "--methods", "perfgen", "--models", "perfgen={d}/legacy.pt"],
+        "is a legacy PyTorch checkpoint, loaded only from a trusted source",
+    ),
+    "evaluate: a model for zeropad": (
+        [*EVALUATE, "--methods", "zeropad", "--models", "zeropad={d}/perfgen.safetensors"],
+        "zeropad takes no model",
+    ),
+    "evaluate: existing --out": (
+        ["evaluate", "--data", "{d}/study.npy", "--out", "{d}/dicom", "--methods", "zeropad"],
+        "already holds files; add --overwrite",
+    ),
+    "train: --init is a legacy .pt": (
+        [*TRAIN, "--init", "{d}/legacy.pt"],
+        "is a legacy PyTorch checkpoint, loaded only from a trusted source",
+    ),
+    "curves: labels of another slice count": (
+        ["curves", "--input", "{d}/study.npy", "--rois", "{d}/labels_slices.npy", "--out", "{out}/curves"],
+        "have shape 2x40x44 (slices x rows x columns), the study 1x40x44",
+    ),
+    "curves: existing --out": (
+        ["curves", "--input", "{d}/study.npy", "--rois", "{d}/labels.npy", "--out", "{d}/dicom"],
+        "already holds files; add --overwrite",
+    ),
     "phantom: --out is a file": (
         ["phantom", "--out", "{d}/study.npy", "--frames", "2"],
-        "is a file, not a folder",
+        "--out {d}/study.npy is a file; give a folder path",
     ),
 }
 
@@ -339,7 +524,8 @@ BAD_OPTIONS = {  # case: (arguments, what the message says)
 def test_bad_option_is_refused(case, inputs, tmp_path, capsys):
     argv, message = BAD_OPTIONS[case]
     line = run_refused(argv, inputs, tmp_path, capsys)
-    assert line.startswith(f"perfgen-sr {argv[0]}: error: ") and message in line
+    assert line.startswith(f"perfgen-sr {argv[0]}: error: ")
+    assert message.format(d=inputs, out=tmp_path / "result") in line
 
 
 def test_nifti_keeps_time_on_the_fourth_axis_and_a_single_image_still_serves_as_labels(
@@ -572,7 +758,7 @@ def test_ctrl_c_during_super_resolve_leaves_no_partial_output(inputs, tmp_path):
         process.kill()
     assert process.returncode == 130
     lines = stderr.strip().splitlines()
-    assert lines[-1] == "perfgen-sr super-resolve: interrupted; no partial output was written"
+    assert lines[-1] == "perfgen-sr super-resolve: interrupted (SIGINT); nothing was written"
     assert "Traceback" not in stderr and len(lines) == 2  # the study description, then the message
     assert not out.parent.exists()
 
