@@ -2,7 +2,7 @@
 # The exact training commands behind the bundled models (see PerfGenSR/Resources/Models/*.md).
 # Phantom studies are generated in memory from seeds 0.. (held-out evaluation uses 95000.., the
 # demo 90001, the benchmark 91001-91002). Run from the repository root with perfgen-sr installed.
-# Usage: Scripts/train_bundled.sh perfgen-gpu|perfgen-cpu|perfgen-cpu2|gan [extra perfgen-sr train arguments]
+# Usage: Scripts/train_bundled.sh perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|gan|gan-cpu2 [extra train arguments]
 set -euo pipefail
 what=$1; shift
 case $what in
@@ -24,9 +24,28 @@ case $what in
                  --out runs/cpu-perfgen-2 --preset small --init runs/stage2/perfgen.safetensors \
                  --residual-scale 5 --steps 20000 --batch 16 --lr 1e-4 --ema-decay 0.998 --workers 1 \
                  --val-every 1000 --val-steps 5 --checkpoint-every 100 --time-limit 125 "$@" ;;
+  # stage 4, one CPU thread beside other work (OMP_NUM_THREADS=1): v-prediction, half of each batch at the
+  # top noise level (the one-pass mean), 64x64 crops, re-acquired HR frames; from stage 3 as bundled at 8ddc305
+  perfgen-cpu3) mkdir -p runs/stage3
+                for f in perfgen.safetensors perfgen.json; do
+                  git show "8ddc305:PerfGenSR/Resources/Models/$f" > "runs/stage3/$f"; done
+                perfgen-sr train --phantom-cases 120 --phantom-frames 30 --phantom-seed 0 --val-studies 4 \
+                 --out runs/stage4 --preset small --init runs/stage3/perfgen.safetensors \
+                 --prediction v_prediction --mean-fraction 0.5 --residual-scale 5 --crop 64 --steps 40000 \
+                 --batch 16 --lr 1e-4 --ema-decay 0.999 --workers 0 --val-every 250 --val-sampler mean \
+                 --val-steps 1 --checkpoint-every 50 --time-limit 110 "$@" ;;
+  # GAN stage 2, one CPU thread: from the warm-up generator (as bundled at 8ddc305) through the adversarial
+  # phase, on the same studies and re-acquired HR frames as PerfGen stage 4
+  gan-cpu2) mkdir -p runs/gan-stage1
+            for f in gan.safetensors gan.json; do
+              git show "8ddc305:PerfGenSR/Resources/Models/$f" > "runs/gan-stage1/$f"; done
+            perfgen-sr train-gan --phantom-cases 120 --phantom-frames 30 --phantom-seed 0 --val-studies 4 \
+             --out runs/gan-stage2 --preset small --init runs/gan-stage1/gan.safetensors --pretrain-steps 0 \
+             --crop 48 --steps 20000 --batch 8 --lr 5e-5 --workers 0 --val-every 200 --checkpoint-every 25 \
+             --time-limit 60 "$@" ;;
   # one H100, stopped by its time limit at step 2217 (inside the 4000-step content-loss warm-up)
   gan) perfgen-sr train-gan --phantom-cases 150 --phantom-frames 40 --phantom-seed 0 --val-studies 6 \
          --workers 15 --checkpoint-every 250 --out runs/gan-small --preset small --steps 20000 --batch 32 \
          --lr 1e-4 --val-every 500 --time-limit 2.7 "$@" ;;
-  *) echo "usage: $0 perfgen-gpu|perfgen-cpu|perfgen-cpu2|gan [train arguments]" >&2; exit 2 ;;
+  *) echo "usage: $0 perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|gan|gan-cpu2 [train arguments]" >&2; exit 2 ;;
 esac

@@ -300,7 +300,8 @@ def test_an_unwritable_folder_is_refused_before_any_work(capsys):
                 "--input",
                 str(work / "study.npy"),
             ]
-            + ["--output", str(work / "sr.npy"), "--uncertainty", str(work / "locked" / "sd.npy")],
+            + ["--output", str(work / "sr.npy"), "--uncertainty", str(work / "locked" / "sd.npy")]
+            + ["--sampler", "ddim", "--samples", "2"],
             capture_output=True,
             text=True,
             env={**os.environ, "OMP_NUM_THREADS": "1"},

@@ -325,7 +325,7 @@ BAD_OPTIONS = {  # case: (arguments, what the message says)
     ),
     "super-resolve: --uncertainty with one sample": (
         [*SR, "--model", "{d}/perfgen.safetensors", "--samples", "1", "--uncertainty", "{out}/sd.npy"],
-        "--uncertainty needs 2 or more --samples",
+        "--uncertainty needs a stochastic --sampler and 2 or more --samples",
     ),
     "super-resolve: measured lines 0": (
         [*SR, "--method", "gan", "--model", "{d}/gan.safetensors", "--measured-lines", "0"],
@@ -452,17 +452,19 @@ BAD_OPTIONS = {  # case: (arguments, what the message says)
             "2",
             "--method",
             "perfgen",
+            "--sampler",
+            "ddim",
             "--uncertainty",
             "{out}/SR.NPY",
         ],
         "share a path; give each output its own",
     ),
     "super-resolve: --uncertainty inside a DICOM --output": (
-        [*SR[:-1], "{out}/series", "--uncertainty", "{out}/series/sd.npy"],
+        [*SR[:-1], "{out}/series", "--sampler", "ddim", "--uncertainty", "{out}/series/sd.npy"],
         "share a path",
     ),
     "super-resolve: --uncertainty under a file": (
-        [*SR, "--uncertainty", "{d}/study.npy/sd.npy"],
+        [*SR, "--sampler", "ddim", "--uncertainty", "{d}/study.npy/sd.npy"],
         "--uncertainty {d}/study.npy/sd.npy: {d}/study.npy is a file, not a folder",
     ),
     "super-resolve: --output inside the input DICOM folder": (
@@ -740,6 +742,8 @@ def test_ctrl_c_during_super_resolve_leaves_no_partial_output(inputs, tmp_path):
         "perfgen",
         "--model",
         inputs / "perfgen.safetensors",
+        "--sampler",
+        "ddim",
         "--steps",
         400,
         "--batch",

@@ -48,6 +48,8 @@ COMMANDS = {  # command: (hooked function, its call that signals, arguments)
             "{d}/study.npy",
             "--model",
             "{d}/perfgen.safetensors",
+            "--sampler",
+            "ddim",
             "--steps",
             "1",
             "--samples",
