@@ -302,6 +302,7 @@ def cmd_demo(args) -> None:
             staged["--out"],
             seed=args.seed,
             frames=args.frames,
+            sampler=args.sampler,
             steps=args.steps,
             device=args.device,
             samples=args.samples,
@@ -421,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument("--seed", type=SEED, default=90_001, help="phantom seed (never used in training)")
     p.add_argument("--frames", type=FRAMES, default=32, help="number of frames")
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default=DEFAULT_SAMPLER,
+        help=f"PerfGen sampler (default {DEFAULT_SAMPLER})",
+    )
     p.add_argument("--steps", type=COUNT, help=f"DDIM steps (default {DEFAULT_DDIM_STEPS})")
     p.add_argument("--samples", type=COUNT, help=f"samples averaged per frame (default {DEFAULT_SAMPLES})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")

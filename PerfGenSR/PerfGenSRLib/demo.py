@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .curves import roi_curves, save_curves_figure, write_curves_csv
+from .defaults import DEFAULT_SAMPLER
 from .figures import phase_frames, save_phase_panel
 from .io import atomic_path
 from .metrics import fov_crop, frame_metrics
@@ -56,6 +57,7 @@ def run_demo(
     out: str | os.PathLike,
     seed: int = 90_001,
     frames: int = 32,
+    sampler: str = DEFAULT_SAMPLER,
     steps: int | None = None,
     device: str = "auto",
     samples: int | None = None,
@@ -75,6 +77,7 @@ def run_demo(
         result = super_resolve_study(
             study,
             "perfgen",
+            sampler=sampler,
             steps=steps,
             samples=samples,
             device=device,
