@@ -2,6 +2,8 @@
 card, ``Resources/Models/perfgen.md``). Torch-free, so the command line's help and the Slicer panel
 can name them cheaply."""
 
+from dataclasses import dataclass
+
 # ``mean``: the model's own estimate of the posterior mean E[HR | LR] in one network evaluation at the
 # top noise level (well conditioned for models that predict the image or v); ``ddim`` / ``ddpm``:
 # sharp samples of the posterior, averaged over K draws (and their SD is the uncertainty map).
@@ -22,3 +24,32 @@ def samples_for(method: str, samples: int | None = None, sampler: str = DEFAULT_
     if samples is not None:
         return samples
     return DEFAULT_SAMPLES if method == "perfgen" and sampler != "mean" else 1
+
+
+# The super-resolution methods, in display order, with their names in tables (long: figures and the
+# report; short: column headers) and the ones that need a trained model.
+METHODS = ("zeropad", "gan", "perfgen")
+LEARNED_METHODS = ("gan", "perfgen")
+METHOD_NAMES = {"zeropad": "LR (zero-pad)", "gan": "GAN", "perfgen": "PerfGen"}
+METHOD_SHORT_NAMES = {"zeropad": "LR", "gan": "GAN", "perfgen": "PerfGen"}
+
+
+@dataclass(frozen=True)
+class Roi:
+    """One region of interest: its key in mask dicts, label value in label images, name and colour."""
+
+    key: str
+    label: int
+    name: str
+    colour: tuple[float, float, float]  # RGB in 0..1 (Slicer segments and matplotlib lines alike)
+
+
+# The label image convention (files, the phantom's masks, Slicer segments): defect is myocardium too.
+ROIS = (
+    Roi("lv_blood", 1, "LV blood", (0.85, 0.20, 0.18)),  # oxygenated-blood red
+    Roi("rv_blood", 2, "RV blood", (0.22, 0.42, 0.85)),  # deoxygenated-blood blue
+    Roi("myocardium", 3, "Myocardium", (0.92, 0.72, 0.30)),  # muscle ochre
+    Roi("defect", 4, "Defect", (0.55, 0.30, 0.65)),
+)
+CURVE_ROIS = ("lv_blood", "rv_blood", "myocardium")  # the curves a perfusion reader looks at
+ROI_BY_KEY = {roi.key: roi for roi in ROIS}
