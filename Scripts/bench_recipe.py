@@ -21,11 +21,14 @@ import torch
 from bench_sampling import FRACTION, held_out_frames, run
 
 from PerfGenSRLib.data import PairDataset, split_studies
+from PerfGenSRLib.defaults import TrainConfig
+from PerfGenSRLib.distributed import Distributed
 from PerfGenSRLib.metrics import frame_metrics
 from PerfGenSRLib.models import bundled_model_path
+from PerfGenSRLib.objectives import DiffusionObjective
 from PerfGenSRLib.phantom import make_phantom
 from PerfGenSRLib.sample import DiffusionSampler
-from PerfGenSRLib.train import DiffusionObjective, Distributed, TrainConfig, objective_train_mode
+from PerfGenSRLib.train import objective_train_mode
 
 BASE = TrainConfig(
     preset="small", batch=16, lr=1e-4, ema_decay=0.995, workers=0, bf16=False, residual_scale=5.0

@@ -112,9 +112,9 @@ def cmd_curves(args) -> None:
 
 
 def cmd_super_resolve(args) -> None:
-    from .dicom import describe_study
     from .io import read_study, write_study
     from .sample import super_resolve_study
+    from .study import describe_study
 
     if args.uncertainty and args.method != "perfgen":
         raise PerfGenError(
@@ -179,8 +179,9 @@ def _run_training(args, objective: str, **settings) -> None:
 
     A run folder this command created is removed again if the run stops before its first
     checkpoint; one holding a checkpoint is kept, to be continued with ``--resume``."""
+    from .defaults import TrainConfig
     from .outputs import plan_outputs
-    from .train import CHECKPOINT, TrainConfig, run_training
+    from .train import CHECKPOINT, run_training
 
     out = Path(args.out)
     inputs = [*_studies(args.data or []), settings.get("init")]

@@ -19,8 +19,9 @@ from torch.utils.data import Dataset
 from . import kspace
 from .augment import AcquisitionRanges, vary_acquisition
 from .errors import PerfGenError
-from .io import Study, is_nifti_like, read_study
+from .io import is_nifti_like, read_study
 from .metrics import FOV, fov_box
+from .study import Study
 
 PEAK_PERCENTILE = 99.0
 FRACTION_RANGE = (0.30, 0.50)

@@ -2,7 +2,7 @@
 card, ``Resources/Models/perfgen.md``). Torch-free, so the command line's help and the Slicer panel
 can name them cheaply."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # ``mean``: the model's own estimate of the posterior mean E[HR | LR] in one network evaluation at the
 # top noise level (well conditioned for models that predict the image or v); ``ddim`` / ``ddpm``:
@@ -53,3 +53,34 @@ ROIS = (
 )
 CURVE_ROIS = ("lv_blood", "rv_blood", "myocardium")  # the curves a perfusion reader looks at
 ROI_BY_KEY = {roi.key: roi for roi in ROIS}
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a run; the defaults are the paper's (``paper`` preset)."""
+
+    preset: str = "paper"
+    steps: int = 50_000
+    batch: int = 128
+    lr: float = 3e-5
+    weight_decay: float = 1e-2
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    workers: int = 2
+    log_every: int = 50
+    val_every: int = 1000
+    checkpoint_every: int = 1000
+    val_pairs: int = 32
+    val_steps: int = 20
+    bf16: bool = True  # autocast on CUDA (a small network may run faster without)
+    time_limit: float | None = None  # minutes: checkpoint and stop after this long (resume later)
+    residual_scale: float = 5.0  # PerfGen diffuses (HR - LR) * scale; 0 diffuses the HR itself as the paper
+    prediction: str = "epsilon"  # what the network predicts: epsilon (the paper), sample or v_prediction
+    min_snr_gamma: float | None = None  # min-SNR-gamma loss weighting (Hang et al. 2023); None: plain L1
+    mean_fraction: float = 0.0  # share of each batch at the top noise level (trains the one-pass mean)
+    crop: int = 96  # training crop side (the network is fully convolutional; inference sees any size)
+    vary_acquisition: bool = False  # vary each HR frame as another scanner would (augment.AcquisitionRanges)
+    val_sampler: str = "ddim"  # PerfGen's sampler for validation PSNR: ddim (val_steps steps) or mean
+    init: str | None = None  # start from this model's weights (fine-tuning) instead of random ones
+    extra: dict = field(default_factory=dict)

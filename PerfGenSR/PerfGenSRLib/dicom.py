@@ -1,4 +1,4 @@
-"""First-pass perfusion series from DICOM folders into a :class:`~PerfGenSRLib.io.Study`, and
+"""First-pass perfusion series from DICOM folders into a :class:`~PerfGenSRLib.study.Study`, and
 super-resolved studies back out as a derived MR series.
 
 Reading (:func:`read_dicom_study`) accepts MR images only (a folder holding CT or any other
@@ -57,7 +57,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from . import __version__
 from .errors import PerfGenError
-from .io import Study
+from .study import Study
 
 POSITION_TOLERANCE_MM = 0.1
 ORIENTATION_TOLERANCE = 1e-3
@@ -148,31 +148,6 @@ def read_dicom_study(folder: str | Path, min_frames: int = 2) -> Study:
         single_slice=len(slices) == 1,
         meta=_meta(folder, header, slices, centres),
     )
-
-
-def describe_study(study: Study) -> str:
-    """One line on a study's size, resolution and timing, to show before long work."""
-    t, z, h, w = study.shape
-    matrix = f"{w}x{h} matrix"
-    acquired = study.meta.get("acquisition_matrix")
-    if acquired and tuple(acquired) != (h, w):
-        matrix += f" (acquired {acquired[1]}x{acquired[0]})"
-    parts = [
-        f"{z} slice{'s' if z != 1 else ''} x {t} frames",
-        matrix,
-        f"{study.spacing[0]:.3g}x{study.spacing[1]:.3g} mm",
-    ]
-    if z > 1:
-        parts.append(f"{study.spacing[2]:.3g} mm slice spacing")
-    if study.frame_times is None or t < 2:
-        parts.append("frame times unknown")
-    else:
-        steps = np.diff(study.times())
-        interval = f"frame interval {np.median(steps):.2f} s"
-        if np.ptp(steps) > 0.05 * np.median(steps):
-            interval += f" ({steps.min():.2f}-{steps.max():.2f} s)"
-        parts.append(interval + (" (trigger-synchronised)" if study.meta.get("trigger_synchronised") else ""))
-    return ", ".join(parts)
 
 
 def write_dicom_series(

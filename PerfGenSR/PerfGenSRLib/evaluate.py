@@ -28,10 +28,11 @@ from .data import study_center, study_paths
 from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLER, samples_for
 from .errors import PerfGenError
 from .figures import phase_frames, save_metric_boxplots, save_phase_panel, save_xt_profiles
-from .io import NIFTI_SUFFIXES, Study, atomic_path, read_study, write_study
+from .io import NIFTI_SUFFIXES, atomic_path, read_study, write_study
 from .metrics import FOV, fov_crop, frame_metrics, paired_tests
 from .models import bundled_model_path, resolve_device
 from .sample import METHODS, super_resolve_study
+from .study import Study
 
 LABELS = {"zeropad": "LR (zero-pad)", "gan": "GAN", "perfgen": "PerfGen"}
 SHORT_LABELS = {"zeropad": "LR", "gan": "GAN", "perfgen": "PerfGen"}

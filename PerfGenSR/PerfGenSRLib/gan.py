@@ -1,5 +1,6 @@
 """The GAN baseline: a REGAIN-style super-resolution GAN (Yoon et al., Radiology 2023), written from its
-description, trained by the shared loop of :mod:`train` on the same pairs as PerfGen.
+description, trained (:class:`objectives.GanObjective`) by the shared loop of :mod:`train` on the same pairs as
+PerfGen. This module holds the networks and loss functions only.
 
 * Generator: a 3x3 convolution, a stack of residual-in-residual dense blocks (each three dense blocks
   of five densely connected 3x3 convolutions, LeakyReLU 0.2, residual scaling 0.2; ESRGAN's RRDB),
@@ -8,7 +9,7 @@ description, trained by the shared loop of :mod:`train` on the same pairs as Per
   residual on top of the input. Fully convolutional.
 * Discriminator: a 3x3 convolution, then VGG-style stages (a stride-2 4x4 convolution and a 3x3
   convolution, each with BatchNorm and LeakyReLU 0.2), ending in a one-channel patch map.
-* Losses (:class:`GanLosses`): pixel MSE, L1 between 2D FFT magnitudes, the relativistic-average
+* Losses (weighted by :class:`objectives.GanLosses`): pixel MSE, L1 between 2D FFT magnitudes, the relativistic-average
   adversarial loss (RaGAN) and, only with user-supplied VGG19 weights, a perceptual loss on
   VGG19 ``conv5_4`` features. The first ``pretrain_steps`` train the generator on the content losses
   alone (ESRGAN's PSNR-oriented warm-up); the discriminator starts after them.
@@ -16,10 +17,8 @@ description, trained by the shared loop of :mod:`train` on the same pairs as Per
 
 from __future__ import annotations
 
-import copy
-import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,7 +26,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import PerfGenError
-from .models import load_model, register_architecture, save_model
 
 
 @dataclass
@@ -38,7 +36,7 @@ class GeneratorConfig:
     growth: int = 32  # channels added by each convolution of a dense block
     blocks: int = 23  # residual-in-residual dense blocks
     dense_per_block: int = 3
-    residual_scale: float = 0.2
+    branch_scale: float = 0.2  # each dense block's output is scaled by this before it is added
     channels: int = 1
 
     def __post_init__(self):
@@ -53,18 +51,6 @@ class DiscriminatorConfig:
     features: int = 64
     stages: int = 4
     channels: int = 1
-
-
-@dataclass
-class GanLosses:
-    """Loss weights (losses on the normalised [-1, 1] scale) and the generator's warm-up length."""
-
-    pixel: float = 1.0  # MSE
-    fft: float = 0.1  # L1 between |FFT2| (orthonormal), which is on the pixel scale by Parseval
-    adversarial: float = 1e-3  # RaGAN, generator side
-    perceptual: float = 0.0  # L1 on VGG19 conv5_4 features; needs ``vgg_weights``
-    vgg_weights: str | None = None  # safetensors of torchvision-layout ``vgg19().features``
-    pretrain_steps: int | None = None  # content losses only; None: PRETRAIN_FRACTION of the run
 
 
 @dataclass
@@ -86,8 +72,6 @@ PRESETS: dict[str, GanPreset] = {
         DiscriminatorConfig(features=8, stages=2),
     ),
 }
-PRETRAIN_FRACTION = 0.2
-PERCEPTUAL_DEFAULT = 1e-2  # weight used when VGG19 weights are given without a weight
 VGG19_LAYERS = (
     64,
     64,
@@ -142,11 +126,11 @@ class ResidualInResidualBlock(nn.Module):
         super().__init__()
         self.dense = nn.Sequential(
             *(
-                DenseBlock(config.features, config.growth, config.residual_scale)
+                DenseBlock(config.features, config.growth, config.branch_scale)
                 for _ in range(config.dense_per_block)
             )
         )
-        self.scale = config.residual_scale
+        self.scale = config.branch_scale
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.scale * self.dense(x)
@@ -273,125 +257,3 @@ def relativistic_loss(real: Tensor, fake: Tensor, real_is_real: bool) -> Tensor:
         F.binary_cross_entropy_with_logits(real_rel, real_target)
         + F.binary_cross_entropy_with_logits(fake_rel, fake_target)
     ) / 2
-
-
-def gan_losses(config) -> GanLosses:
-    """Loss weights of a run: :class:`GanLosses` defaults overridden by ``TrainConfig.extra``."""
-    known = {f.name for f in fields(GanLosses)}
-    unknown = sorted(set(config.extra) - known)
-    if unknown:
-        raise PerfGenError(f"unknown GAN setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    losses = GanLosses(**config.extra)
-    if losses.pretrain_steps is None:
-        losses.pretrain_steps = int(PRETRAIN_FRACTION * config.steps)
-    if losses.vgg_weights and "perceptual" not in config.extra:
-        losses.perceptual = PERCEPTUAL_DEFAULT
-    if losses.perceptual > 0 and not losses.vgg_weights:
-        raise PerfGenError("the perceptual loss needs VGG19 weights (--vgg-weights FILE.safetensors)")
-    if min(losses.pixel, losses.fft, losses.adversarial, losses.perceptual, losses.pretrain_steps) < 0:
-        raise PerfGenError("GAN loss weights and --pretrain-steps must not be negative")
-    return losses
-
-
-class GanObjective:
-    """The GAN baseline as an objective of :func:`train.train`: generator and discriminator updates,
-    Adam (betas 0.9, 0.99) for both, an EMA of the generator for validation and export."""
-
-    name = "gan"
-
-    def __init__(self, config, runtime):
-        if config.preset not in PRESETS:
-            raise PerfGenError(f"unknown GAN preset '{config.preset}'; choose one of {', '.join(PRESETS)}")
-        self.config, self.runtime = config, runtime
-        self.preset, self.losses = PRESETS[config.preset], gan_losses(config)
-        device = runtime.device
-        self.generator = Generator(self.preset.generator).to(device)
-        if config.init:
-            self.generator.load_state_dict(load_model(config.init, "regain-generator").module.state_dict())
-        self.discriminator = Discriminator(self.preset.discriminator).to(device)
-        self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
-        self.trained_generator = runtime.wrap(self.generator)
-        self.trained_discriminator = runtime.wrap(self.discriminator)
-        self.perceptual = (
-            PerceptualLoss(self.losses.vgg_weights).to(device) if self.losses.perceptual > 0 else None
-        )
-        self.generator_optimizer = torch.optim.Adam(
-            self.generator.parameters(), lr=config.lr, betas=(0.9, 0.99)
-        )
-        self.discriminator_optimizer = torch.optim.Adam(
-            self.discriminator.parameters(), lr=config.lr, betas=(0.9, 0.99)
-        )
-        self.step = 0
-
-    def state(self) -> dict:
-        return {
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "ema": self.ema.state_dict(),
-            "generator_optimizer": self.generator_optimizer.state_dict(),
-            "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
-            "step": torch.tensor(self.step),
-        }
-
-    def load_state(self, state: dict) -> None:
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.ema.load_state_dict(state["ema"])
-        self.generator_optimizer.load_state_dict(state["generator_optimizer"])
-        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
-        self.step = int(state["step"])
-
-    def content_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
-        """Pixel MSE, FFT-magnitude L1 and (when enabled) the perceptual loss, unweighted."""
-        losses = {"pixel": F.mse_loss(sr.float(), hr), "fft": fft_magnitude_loss(sr, hr)}
-        if self.perceptual is not None:
-            losses["perceptual"] = self.perceptual(sr.float(), hr)
-        return losses
-
-    def training_step(self, lr: Tensor, hr: Tensor) -> dict[str, float]:
-        from .train import autocast, optimise
-
-        adversarial = self.step >= self.losses.pretrain_steps
-        with autocast(lr.device, self.config.bf16):
-            sr = self.trained_generator(lr)
-        terms = self.content_losses(sr, hr)
-        if adversarial:
-            self.discriminator.requires_grad_(False)  # the plain module: no DDP reduction for this pass
-            with autocast(lr.device, self.config.bf16):
-                real, fake = self.discriminator(torch.cat([hr, sr])).chunk(2)
-            terms["adversarial"] = relativistic_loss(real.detach(), fake, real_is_real=False)
-            self.discriminator.requires_grad_(True)
-        loss = sum(getattr(self.losses, name) * value for name, value in terms.items())
-        grad_norm = optimise(loss, self.generator_optimizer, self.generator, self.config, ema=self.ema)
-        row = {"loss": loss.item(), "grad_norm": grad_norm, **{k: v.item() for k, v in terms.items()}}
-        row.setdefault("adversarial", math.nan)  # the log's columns are fixed by its first row
-        row["discriminator"] = math.nan
-        if adversarial:
-            with autocast(lr.device, self.config.bf16):
-                logits = self.trained_discriminator(torch.cat([hr, sr.detach()]))
-            real, fake = logits.chunk(2)
-            discriminator_loss = relativistic_loss(real, fake, real_is_real=True)
-            optimise(discriminator_loss, self.discriminator_optimizer, self.discriminator, self.config)
-            row["discriminator"] = discriminator_loss.item()
-        self.step += 1
-        return row
-
-    @torch.no_grad()
-    def super_resolve(self, lr: Tensor) -> Tensor:
-        return self.ema(lr)
-
-    def export(self, path: Path, training: dict) -> None:
-        save_model(
-            path,
-            self.ema,
-            "regain-generator",
-            self.preset.generator,
-            extra={
-                "training": training,
-                "losses": asdict(self.losses),
-                "discriminator": asdict(self.preset.discriminator),
-            },
-        )
-
-
-register_architecture("regain-generator", GeneratorConfig, Generator, "a GAN generator")

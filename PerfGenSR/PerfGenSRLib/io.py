@@ -22,89 +22,14 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import PerfGenError
+from .study import Study, shape_text, validate_frames
 
-IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")
-MIN_MATRIX, MAX_MATRIX = 8, 2048
-
-
-@dataclass
-class Study:
-    """Frames ``(T, Z, H, W)`` float32 with the geometry and timing needed to write them back in kind."""
-
-    frames: np.ndarray
-    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    direction: tuple[float, ...] = IDENTITY
-    frame_times: np.ndarray | None = None
-    single_slice: bool = True  # read from a (T, H, W) source: written back without the Z axis
-    meta: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.frames = np.asarray(self.frames)
-        if self.frames.ndim == 3:
-            self.frames = self.frames[:, None]
-        if self.frames.ndim != 4:
-            raise PerfGenError(
-                f"a study is (T, H, W) or (T, Z, H, W) frames, got an array of shape {self.frames.shape}"
-            )
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        """``(T, Z, H, W)``."""
-        return tuple(self.frames.shape)
-
-    def with_frames(self, frames: np.ndarray, **changes) -> Study:
-        """The same study (geometry, times, metadata) holding other frames of the same layout."""
-        return replace(self, frames=np.asarray(frames, dtype=np.float32), meta=dict(self.meta), **changes)
-
-    def times(self) -> np.ndarray:
-        """Frame times in seconds from the first frame, or frame indices where none are known."""
-        if self.frame_times is not None:
-            return np.asarray(self.frame_times, dtype=float)
-        return np.arange(self.shape[0], dtype=float)
-
-
-def validate_frames(frames: np.ndarray, what: str = "input", min_frames: int = 2) -> np.ndarray:
-    """Check a ``(T, Z, H, W)`` array of at least ``min_frames`` frames is usable; return it as float32."""
-    if np.iscomplexobj(frames):
-        raise PerfGenError(f"{what} holds complex values; give magnitude images (np.abs of the data)")
-    if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == bool):
-        raise PerfGenError(f"{what} is not numeric (dtype {frames.dtype})")
-    if 0 in frames.shape:
-        raise PerfGenError(
-            f"{what} is empty (an axis of length 0 in {_shape(frames.shape)}); give a study with data"
-        )
-    t, _, h, w = frames.shape
-    if min(h, w) < MIN_MATRIX or max(h, w) > MAX_MATRIX:
-        raise PerfGenError(
-            f"{what} has a {h}x{w} matrix; PerfGenSR handles {MIN_MATRIX} to {MAX_MATRIX} pixels per side"
-        )
-    if t < min_frames:
-        raise PerfGenError(
-            f"{what} holds {t} frame(s); PerfGenSR needs at least {min_frames} frames (a series over time)"
-        )
-    if not np.isfinite(frames).all():
-        bad = int((~np.isfinite(frames)).sum())
-        raise PerfGenError(f"{what} contains {bad} NaN/Inf values; clean or mask them before super-resolving")
-    if np.issubdtype(frames.dtype, np.floating) and frames.dtype.itemsize > 4:
-        largest = float(np.abs(frames).max())
-        if largest > np.finfo(np.float32).max:
-            raise PerfGenError(
-                f"{what} holds values up to {largest:.3g}, beyond single precision ({np.finfo(np.float32).max:.3g}); "
-                "rescale the data"
-            )
-    return frames.astype(np.float32, copy=False)
-
-
-def _shape(shape) -> str:
-    return "x".join(map(str, shape))
 
 
 def _check_exists(path: Path) -> None:
@@ -181,8 +106,8 @@ def read_label_map(path: str | os.PathLike, grid: tuple[int, int, int]) -> np.nd
     labels = labels.reshape((1, *labels.shape)) if labels.ndim == 2 else labels
     if labels.shape != tuple(grid):
         raise PerfGenError(
-            f"ROI labels {path} have shape {_shape(labels.shape)} (slices x rows x columns), the study "
-            f"{_shape(grid)}; give labels on the study's grid"
+            f"ROI labels {path} have shape {shape_text(labels.shape)} (slices x rows x columns), the study "
+            f"{shape_text(grid)}; give labels on the study's grid"
         )
     if not np.issubdtype(labels.dtype, np.number) or np.iscomplexobj(labels):
         raise PerfGenError(f"ROI labels {path} are not numeric (dtype {labels.dtype})")
@@ -212,7 +137,7 @@ def _load_npy(path: Path) -> np.ndarray:
         held = path.stat().st_size - offset
         if held < needed:
             raise PerfGenError(
-                f"{path}: truncated: its header describes a {_shape(shape)} {dtype} array ({_bytes(needed)}), "
+                f"{path}: truncated: its header describes a {shape_text(shape)} {dtype} array ({_bytes(needed)}), "
                 f"the file holds {_bytes(held)} of data; copy or export it again"
             )
         return np.load(path, allow_pickle=False)
@@ -277,7 +202,7 @@ def _load_image(path: Path):
                 "NIfTI/NRRD/MetaImage file"
             ) from None
     if 0 in image.GetSize():
-        raise PerfGenError(f"{path} is empty (size {_shape(image.GetSize())}); give a study with data")
+        raise PerfGenError(f"{path} is empty (size {shape_text(image.GetSize())}); give a study with data")
     return image
 
 
@@ -307,7 +232,7 @@ def _check_nifti_complete(path: Path, compressed: bool) -> None:
                 offset = struct.unpack(order + "q", header[168:176])[0]
             shape = dims[1 : 1 + max(0, min(int(dims[0]), 7))]
             if any(d < 1 for d in shape):
-                raise PerfGenError(f"{path} is empty (size {_shape(shape)}); give a study with data")
+                raise PerfGenError(f"{path} is empty (size {shape_text(shape)}); give a study with data")
             needed = max(offset, size) + math.prod(shape) * max(bitpix, 8) // 8
             held = len(header)
             while held < needed and (chunk := handle.read(1 << 24)):

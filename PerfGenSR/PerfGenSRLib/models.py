@@ -16,7 +16,6 @@ the one it expects.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import math
@@ -32,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import PerfGenError, UntrustedModel
+from .gan import Generator, GeneratorConfig
 from .io import atomic_path, write_json
 from .schedule import DiffusionSchedule
 from .unet import UNet, UNetConfig
@@ -41,21 +41,12 @@ LEGACY_SUFFIXES = (".pt", ".pth")
 MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
 MODELS_DIR_ENV = "PERFGEN_MODELS_DIR"
 
-ARCHITECTURES: dict[str, tuple[type, type]] = {}
-# Architectures registered by modules models.py does not import itself, imported when first needed.
-_PROVIDERS = {"regain-generator": "PerfGenSRLib.gan"}
-_DESCRIPTIONS: dict[str, str] = {"regain-generator": "a GAN generator"}
-
-
-def register_architecture(
-    name: str, config_cls: type, module_cls: type, description: str | None = None
-) -> None:
-    """Make ``name`` loadable: ``module_cls(config_cls(**config))``; ``description`` names it in errors."""
-    ARCHITECTURES[name] = (config_cls, module_cls)
-    _DESCRIPTIONS[name] = description or _DESCRIPTIONS.get(name) or f"a '{name}' model"
-
-
-register_architecture("perfgen-unet", UNetConfig, UNet, "a PerfGen U-Net")
+# Every architecture a model file may name: its config dataclass, module class and its name in errors.
+ARCHITECTURES: dict[str, tuple[type, type]] = {
+    "perfgen-unet": (UNetConfig, UNet),
+    "regain-generator": (GeneratorConfig, Generator),
+}
+DESCRIPTIONS = {"perfgen-unet": "a PerfGen U-Net", "regain-generator": "a GAN generator"}
 
 
 @dataclass
@@ -182,24 +173,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def _import_provider(name: str) -> None:
-    """Import the module that registers architecture ``name``, if one is known and present."""
-    if name in ARCHITECTURES or name not in _PROVIDERS:
-        return
-    try:
-        importlib.import_module(_PROVIDERS[name])
-    except ModuleNotFoundError as error:
-        if error.name != _PROVIDERS[name]:
-            raise
-
-
 def _describe(name: str) -> str:
-    _import_provider(name)
-    return _DESCRIPTIONS.get(name, f"a '{name}' model")
+    return DESCRIPTIONS.get(name, f"a '{name}' model")
 
 
 def _architecture(name: str, source: Path | None = None) -> tuple[type, type]:
-    _import_provider(name)
     if name not in ARCHITECTURES:
         where = f" in {source}" if source is not None else ""
         raise PerfGenError(

@@ -19,10 +19,10 @@ from . import kspace
 from .data import denormalise, frame_peak, normalise
 from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_MEAN_FLIPS, DEFAULT_SAMPLER, SAMPLERS, samples_for
 from .errors import Cancelled, PerfGenError
-from .io import Study
 from .models import LoadedModel, bundled_model_path, load_model, resolve_device
 from .scaling import rescale, safe_scale
 from .schedule import DiffusionSchedule
+from .study import Study
 
 METHODS = ("zeropad", "gan", "perfgen")
 CLIP_Y0 = 3.0  # predicted y0 clipped to +-3 while sampling (SR3 clips to the data range); data sit within it

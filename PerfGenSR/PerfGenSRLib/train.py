@@ -1,9 +1,9 @@
-"""One training loop for every learned method (PerfGen here, the GAN baseline in ``gan.py``).
+"""One training loop for every learned method, generic over an *objective* (:mod:`objectives`).
 
-A method is an *objective*: it owns its networks and optimisers, makes one optimisation step from
-a batch of normalised (LR, HR) pairs, super-resolves LR crops for validation and exports its
-weights. The loop around it brings data, determinism, EMA-free bookkeeping, validation, logs,
-atomic checkpoints, ``--resume`` and DistributedDataParallel under ``torchrun``.
+The objective owns its networks and optimisers, makes one optimisation step from a batch of
+normalised (LR, HR) pairs, super-resolves LR crops for validation and exports its weights. The loop
+around it brings data, determinism, validation, logs, atomic checkpoints, ``--resume`` and
+DistributedDataParallel under ``torchrun`` (:mod:`distributed`).
 
 Determinism: every step re-seeds torch from ``(seed, step, rank)`` and draws its batch from a
 DistributedSampler epoch order plus per-item seeds, so a resumed run continues bit for bit.
@@ -11,198 +11,32 @@ DistributedSampler epoch order plus per-item seeds, so a resumed run continues b
 
 from __future__ import annotations
 
-import copy
 import csv
-import json
 import math
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from .augment import AcquisitionRanges
-from .data import PairDataset, denormalise, split_studies
+from .data import PairDataset, denormalise, load_studies, split_studies
+from .defaults import TrainConfig
+from .distributed import Distributed
 from .errors import PerfGenError
+from .io import atomic_path, write_json
 from .metrics import psnr
-from .models import load_model, save_model
-from .schedule import DiffusionSchedule
-from .unet import PRESETS, UNet
+from .models import resolve_device
+from .objectives import OBJECTIVES
+from .phantom import make_phantom
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of a run; the defaults are the paper's (``paper`` preset)."""
-
-    preset: str = "paper"
-    steps: int = 50_000
-    batch: int = 128
-    lr: float = 3e-5
-    weight_decay: float = 1e-2
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    seed: int = 0
-    workers: int = 2
-    log_every: int = 50
-    val_every: int = 1000
-    checkpoint_every: int = 1000
-    val_pairs: int = 32
-    val_steps: int = 20
-    bf16: bool = True  # autocast on CUDA (a small network may run faster without)
-    time_limit: float | None = None  # minutes: checkpoint and stop after this long (resume later)
-    residual_scale: float = 5.0  # PerfGen diffuses (HR - LR) * scale; 0 diffuses the HR itself as the paper
-    prediction: str = "epsilon"  # what the network predicts: epsilon (the paper), sample or v_prediction
-    min_snr_gamma: float | None = None  # min-SNR-gamma loss weighting (Hang et al. 2023); None: plain L1
-    mean_fraction: float = 0.0  # share of each batch at the top noise level (trains the one-pass mean)
-    crop: int = 96  # training crop side (the network is fully convolutional; inference sees any size)
-    vary_acquisition: bool = False  # vary each HR frame as another scanner would (augment.AcquisitionRanges)
-    val_sampler: str = "ddim"  # PerfGen's sampler for validation PSNR: ddim (val_steps steps) or mean
-    init: str | None = None  # start from this model's weights (fine-tuning) instead of random ones
-    extra: dict = field(default_factory=dict)
-
-
-class Distributed:
-    """Rank, world size and device of this process (one process without ``torchrun``)."""
-
-    def __init__(self, device: torch.device):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.device = device
-        if self.world > 1 and not dist.is_initialized():
-            if device.type == "cuda":
-                local = int(os.environ.get("LOCAL_RANK", "0"))
-                self.device = torch.device("cuda", local)
-                torch.cuda.set_device(self.device)
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """The module as trained: DistributedDataParallel when several processes run."""
-        return DistributedDataParallel(module) if self.world > 1 else module
-
-    def close(self) -> None:
-        if self.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-class DiffusionObjective:
-    """PerfGen: L1 between predicted and true noise (eq. 9), AdamW, EMA of the weights.
-
-    With ``residual_scale`` > 0 the diffused quantity is the scaled residual ``(HR - LR) * scale``
-    rather than the HR image (residual diffusion, as SRDiff): the same network, schedule and loss,
-    but a model that has learnt little still returns the LR, and training converges far sooner.
-    """
-
-    name = "perfgen"
-
-    def __init__(self, config: TrainConfig, runtime: Distributed, schedule: DiffusionSchedule | None = None):
-        if config.preset not in PRESETS:
-            raise PerfGenError(f"unknown preset '{config.preset}'; choose one of {', '.join(PRESETS)}")
-        self.config, self.runtime = config, runtime
-        self.schedule = schedule or DiffusionSchedule(prediction=config.prediction)
-        self.net_config = PRESETS[config.preset]
-        self.network = UNet(self.net_config).to(runtime.device)
-        if config.init:
-            self.network.load_state_dict(load_model(config.init, "perfgen-unet").module.state_dict())
-        self.ema = copy.deepcopy(self.network).eval().requires_grad_(False)
-        self.trained = runtime.wrap(self.network)
-        self.optimizer = torch.optim.AdamW(
-            self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
-
-    def state(self) -> dict:
-        return {
-            "network": self.network.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-        }
-
-    def load_state(self, state: dict) -> None:
-        self.network.load_state_dict(state["network"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-
-    def training_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
-        batch = lr.shape[0]
-        sqrt_gamma = self.schedule.sample_training_noise_level(batch, device=lr.device)
-        top = torch.rand(batch, device=lr.device) < self.config.mean_fraction
-        top_level = self.schedule.noise_level(self.schedule.num_timesteps, device=lr.device)
-        sqrt_gamma = torch.where(top, top_level, sqrt_gamma)
-        noise = torch.randn_like(hr)
-        y0 = (hr - lr) * self.config.residual_scale if self.config.residual_scale else hr
-        noisy = self.schedule.add_noise(y0, noise, sqrt_gamma)
-        target = self.schedule.training_target(y0, noise, sqrt_gamma)
-        with autocast(lr.device, self.config.bf16):
-            predicted = self.trained(lr, noisy, sqrt_gamma)
-        weight = self.schedule.loss_weight(sqrt_gamma, self.config.min_snr_gamma).to(lr.device)
-        weight = torch.where(top, torch.ones_like(weight), weight)  # the one-pass mean is trained unweighted
-        loss = (weight * (predicted.float() - target).abs().mean(dim=(1, 2, 3))).mean()
-        grad_norm = optimise(loss, self.optimizer, self.network, self.config, ema=self.ema)
-        return {"loss": loss.item(), "grad_norm": grad_norm}
-
-    @torch.no_grad()
-    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
-        from .sample import DiffusionSampler
-
-        sampler = DiffusionSampler(
-            self.ema,
-            self.schedule,
-            sampler=self.config.val_sampler,
-            steps=1 if self.config.val_sampler == "mean" else self.config.val_steps,
-            residual_scale=self.config.residual_scale,
-            flips=1,
-        )
-        return sampler(lr, generator=torch.Generator(lr.device).manual_seed(0))
-
-    def export(self, path: Path, training: dict) -> None:
-        save_model(
-            path,
-            self.ema,
-            "perfgen-unet",
-            self.net_config,
-            extra={
-                "schedule": self.schedule.config(),
-                "residual_scale": self.config.residual_scale,
-                "training": training,
-            },
-        )
-
-
-def optimise(
-    loss: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    module: torch.nn.Module,
-    config: TrainConfig,
-    ema: torch.nn.Module | None = None,
-) -> float:
-    """One optimiser step on ``loss`` with gradient clipping, then the EMA update; returns the gradient norm."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
-    optimizer.step()
-    if ema is not None:
-        with torch.no_grad():
-            for ema_p, p in zip(ema.parameters(), module.parameters()):
-                ema_p.lerp_(p, 1 - config.ema_decay)
-    return float(grad_norm)
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA when ``enabled``, nothing elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
 class BatchKeys:
@@ -247,11 +81,11 @@ def validation_batch(studies, config: TrainConfig) -> tuple[torch.Tensor, torch.
 
 
 def validation_psnr(
-    objective, lr: torch.Tensor, hr: torch.Tensor, device: torch.device
+    objective, low_res: torch.Tensor, high_res: torch.Tensor, device: torch.device
 ) -> tuple[float, float]:
     """Mean PSNR (0-255 scale, per-crop HR peak) of the objective's SR and of zero-padding."""
-    sr = torch.cat([objective.super_resolve(chunk.to(device)).cpu() for chunk in lr.split(16)])
-    to_image = [denormalise(x.numpy()[:, 0], 1.0) for x in (sr, lr, hr)]
+    estimate = torch.cat([objective.super_resolve(chunk.to(device)).cpu() for chunk in low_res.split(16)])
+    to_image = [denormalise(x.numpy()[:, 0], 1.0) for x in (estimate, low_res, high_res)]
     peaks = to_image[2].max(axis=(-2, -1))
     scores = [
         float(np.mean([psnr(a[i], to_image[2][i], peaks[i]) for i in range(len(peaks))]))
@@ -262,9 +96,8 @@ def validation_psnr(
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write a checkpoint atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -303,7 +136,7 @@ def train(
     if runtime.main:
         out.mkdir(parents=True, exist_ok=True)
         _remove_partials(out)
-        (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        write_json(asdict(config), out / "config.json")
         _trim_log(log_path, start)
     acquisition = AcquisitionRanges() if config.vary_acquisition else None
     dataset = PairDataset(train_studies, crop=config.crop, acquisition=acquisition)
@@ -330,11 +163,11 @@ def train(
 
     step, started = start, time.perf_counter()
     try:
-        for lr, hr in loader:
+        for low_res, high_res in loader:
             torch.manual_seed(hash((config.seed, step, runtime.rank)) % 2**63)
             objective_train_mode(objective, True)
             metrics = objective.training_step(
-                lr.to(runtime.device, non_blocking=True), hr.to(runtime.device, non_blocking=True)
+                low_res.to(runtime.device, non_blocking=True), high_res.to(runtime.device, non_blocking=True)
             )
             step += 1
             row = {"step": step, **metrics, "seconds": round(time.perf_counter() - started, 2)}
@@ -412,12 +245,8 @@ def gather_studies(
     workers: int = 1,
 ) -> list:
     """Training studies from paths, or phantom studies generated in memory (seeds ``phantom_seed + i``)."""
-    from .data import load_studies
-
     if data:
         return load_studies(data)
-    from .phantom import make_phantom
-
     if not phantom_cases or phantom_cases < 2:
         raise PerfGenError(
             "--phantom-cases must be at least 2 (studies are split into training and validation)"
@@ -447,9 +276,7 @@ def run_training(
     progress: Callable[[int, int, dict], None] | None = None,
     objective: str = "perfgen",
 ) -> Path:
-    """Gather studies, split them by study and train ``objective`` (``perfgen`` or ``gan``)."""
-    from .models import resolve_device
-
+    """Gather studies, split them by study and train ``objective`` (a key of :data:`objectives.OBJECTIVES`)."""
     if config.steps < 1 or config.batch < 1:
         raise PerfGenError("--steps and --batch must be at least 1")
     torch_device = resolve_device(device)
@@ -457,11 +284,6 @@ def run_training(
         data, phantom_cases, phantom_frames, phantom_seed, workers=max(1, config.workers)
     )
     train_set, val_set = split_studies(studies, val_studies, seed=config.seed)
-    factories = {"perfgen": DiffusionObjective}
-    if objective == "gan":
-        from .gan import GanObjective
-
-        factories["gan"] = GanObjective
     return train(
-        factories[objective], train_set, val_set, config, out, torch_device, resume=resume, progress=progress
+        OBJECTIVES[objective], train_set, val_set, config, out, torch_device, resume=resume, progress=progress
     )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from PerfGenSRLib.io import Study
+from PerfGenSRLib.study import Study
 
 
 def smooth_study(seed: int, frames: int = 6, shape=(40, 44)) -> Study:

@@ -12,9 +12,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from PerfGenSRLib import dicom, io
-from PerfGenSRLib.dicom import describe_study, read_dicom_study, write_dicom_series
+from PerfGenSRLib.dicom import read_dicom_study, write_dicom_series
 from PerfGenSRLib.errors import PerfGenError
-from PerfGenSRLib.io import Study
+from PerfGenSRLib.study import Study, describe_study
 
 ROW = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)  # oblique, like a short-axis plane
 COLUMN = np.array([0.0, 0.0, -1.0])

@@ -8,18 +8,13 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from PerfGenSRLib import kspace
+from PerfGenSRLib.defaults import TrainConfig
+from PerfGenSRLib.distributed import Distributed
 from PerfGenSRLib.errors import PerfGenError
-from PerfGenSRLib.gan import (
-    PRESETS,
-    Discriminator,
-    GanObjective,
-    Generator,
-    gan_losses,
-    relativistic_loss,
-    vgg19_stack,
-)
+from PerfGenSRLib.gan import PRESETS, Discriminator, Generator, relativistic_loss, vgg19_stack
 from PerfGenSRLib.models import load_model
-from PerfGenSRLib.train import Distributed, TrainConfig, load_checkpoint, train
+from PerfGenSRLib.objectives import GanObjective, gan_losses
+from PerfGenSRLib.train import load_checkpoint, train
 
 CPU = torch.device("cpu")
 

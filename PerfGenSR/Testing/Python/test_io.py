@@ -3,6 +3,7 @@ import pytest
 
 from PerfGenSRLib import io
 from PerfGenSRLib.errors import PerfGenError
+from PerfGenSRLib.study import Study
 
 
 def test_npy_round_trip_keeps_layout(tmp_path):
@@ -21,7 +22,7 @@ def test_npy_round_trip_keeps_layout(tmp_path):
 @pytest.mark.parametrize("slices", [1, 3])
 def test_nifti_round_trip_keeps_geometry_and_times(tmp_path, slices):
     frames = np.random.default_rng(2).random((4, slices, 16, 12)).astype(np.float32)
-    study = io.Study(
+    study = Study(
         frames,
         spacing=(1.5, 1.8, 8.0),
         origin=(10.0, -5.0, 3.0),

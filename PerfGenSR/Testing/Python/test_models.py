@@ -7,12 +7,12 @@ from torch import nn
 
 from PerfGenSRLib import models
 from PerfGenSRLib.errors import PerfGenError
+from PerfGenSRLib.gan import Generator, GeneratorConfig
 from PerfGenSRLib.models import (
     ARCHITECTURES,
     bundled_model_path,
     has_bundled_model,
     load_model,
-    register_architecture,
     resolve_device,
     save_model,
 )
@@ -31,7 +31,11 @@ class _Linear(nn.Module):
         self.layer = nn.Linear(config.features, 1)
 
 
-register_architecture("test-linear", _LinearConfig, _Linear, "a test linear model")
+@pytest.fixture(autouse=True)
+def test_architecture(monkeypatch):
+    """A stand-in architecture for these tests, in the one registry, for their duration only."""
+    monkeypatch.setitem(models.ARCHITECTURES, "test-linear", (_LinearConfig, _Linear))
+    monkeypatch.setitem(models.DESCRIPTIONS, "test-linear", "a test linear model")
 
 
 def _saved_tiny(tmp_path, seed: int = 0):
@@ -139,6 +143,7 @@ def test_legacy_checkpoints_need_trust(tmp_path):
 
 def test_registry_and_bundled_model_lookup(tmp_path, monkeypatch):
     assert ARCHITECTURES["perfgen-unet"] == (UNetConfig, UNet)
+    assert ARCHITECTURES["regain-generator"] == (GeneratorConfig, Generator)
     assert models.MODELS_DIR.parts[-3:] == ("PerfGenSR", "Resources", "Models")
     monkeypatch.setenv("PERFGEN_MODELS_DIR", str(tmp_path))
     assert bundled_model_path() == tmp_path / "perfgen.safetensors"

@@ -18,6 +18,7 @@ from conftest import smooth_study
 from PerfGenSRLib import io, kspace
 from PerfGenSRLib.cli import main
 from PerfGenSRLib.outputs import plan_outputs
+from PerfGenSRLib.study import Study
 
 ROTATION = (0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # a sagittal-like orientation, orthonormal
 FORMATS = {  # extension (lower case): files a study written as "x" + extension leaves in its folder
@@ -35,11 +36,11 @@ CASES = {
 }
 
 
-def geometry_study(slices: int = 2) -> io.Study:
+def geometry_study(slices: int = 2) -> Study:
     """Whole-numbered intensities (exact in DICOM's uint16 too) with a non-trivial geometry."""
     rng = np.random.default_rng(4)
     frames = rng.integers(0, 1000, (3, slices, 16, 12)).astype(np.float32)
-    return io.Study(
+    return Study(
         frames,
         spacing=(1.5, 1.25, 8.0),
         origin=(10.0, -20.0, 30.0),
@@ -49,7 +50,7 @@ def geometry_study(slices: int = 2) -> io.Study:
     )
 
 
-def assert_same_study(back: io.Study, study: io.Study, atol: float = 0.0) -> None:
+def assert_same_study(back: Study, study: Study, atol: float = 0.0) -> None:
     assert back.shape == study.shape
     np.testing.assert_allclose(back.frames, study.frames, atol=atol, rtol=0)
     if back.meta.get("source_format") == "npy":

@@ -31,6 +31,7 @@ from PerfGenSRLib.dicom import read_dicom_study
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.models import save_model
 from PerfGenSRLib.schedule import DiffusionSchedule
+from PerfGenSRLib.study import Study
 from PerfGenSRLib.unet import PRESETS, UNet
 
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -76,7 +77,7 @@ def inputs(tmp_path_factory) -> Path:
         header = {"descr": "<f4", "fortran_order": False, "shape": (6000, 64, 1024, 1024)}
         np.lib.format.write_array_header_1_0(handle, header)
         handle.write(b"\0" * 64)
-    io.write_study(io.Study(good), folder / "whole.nii.gz")
+    io.write_study(Study(good), folder / "whole.nii.gz")
     whole = (folder / "whole.nii.gz").read_bytes()
     (folder / "truncated.nii.gz").write_bytes(whole[: len(whole) // 2])
     (folder / "whole.nii.gz").unlink()
@@ -606,7 +607,6 @@ SCENE_CASES = {  # case: (superResolveSequence options, input frames, what the m
 def test_scene_refuses_bad_options_and_adds_nothing(case, inputs):
     import slicer
 
-    from PerfGenSRLib.io import Study
     from PerfGenSRSlicer import scene
 
     options, frames, message = SCENE_CASES[case]

@@ -8,9 +8,12 @@ import pytest
 import torch
 from conftest import smooth_study
 
+from PerfGenSRLib.defaults import TrainConfig
+from PerfGenSRLib.distributed import Distributed
 from PerfGenSRLib.errors import PerfGenError
 from PerfGenSRLib.models import load_model
-from PerfGenSRLib.train import DiffusionObjective, Distributed, TrainConfig, load_checkpoint, train
+from PerfGenSRLib.objectives import DiffusionObjective
+from PerfGenSRLib.train import load_checkpoint, train
 
 CPU = torch.device("cpu")
 
@@ -92,7 +95,9 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path):
         textwrap.dedent(f"""
         import os, torch
         from PerfGenSRLib.data import load_studies
-        from PerfGenSRLib.train import DiffusionObjective, TrainConfig, train
+        from PerfGenSRLib.defaults import TrainConfig
+        from PerfGenSRLib.objectives import DiffusionObjective
+        from PerfGenSRLib.train import train
         studies = load_studies([{str(tmp_path)!r}])
         config = TrainConfig(preset="tiny", steps=3, batch=2, lr=1e-3, workers=0, val_every=100,
                              checkpoint_every=100, log_every=1)
