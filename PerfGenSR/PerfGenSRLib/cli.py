@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shutil
 import sys
 from pathlib import Path
 
-from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLER, DEFAULT_SAMPLES, PREDICTIONS, SAMPLERS, samples_for
+from .defaults import (
+    DEFAULT_DDIM_STEPS,
+    DEFAULT_SAMPLER,
+    DEFAULT_SAMPLES,
+    PREDICTIONS,
+    ROI_LEGEND,
+    SAMPLERS,
+    samples_for,
+)
 from .errors import PerfGenError, UntrustedModel
 
 SEED_MAX = 2**32 - 1  # every generator seeded from a seed accepts 0 ... 2**32 - 1
@@ -101,9 +110,7 @@ def cmd_curves(args) -> None:
     labels = read_label_map(args.rois, study.shape[1:])
     curves = {"study": roi_curves(study.frames, masks_from_labels(labels))}
     if not curves["study"]:
-        raise PerfGenError(
-            f"{args.rois} holds no ROI labels (1 LV blood, 2 RV blood, 3 myocardium, 4 defect)"
-        )
+        raise PerfGenError(f"{args.rois} holds no ROI labels ({ROI_LEGEND})")
     with plan.staged() as staged:
         write_curves_csv(staged["--out"] / "curves.csv", study.times(), curves)
         save_curves_figure(staged["--out"] / "curves.png", study.times(), curves, title=Path(args.input).name)
@@ -258,7 +265,7 @@ def cmd_train_gan(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate, format_summary
+    from .evaluate import evaluate
 
     models = {}
     for item in filter(None, args.models.split(",")):
@@ -290,7 +297,7 @@ def cmd_evaluate(args) -> None:
             )
     finally:
         close()
-    print(format_summary(result))
+    print(result.summary())
     print(f"wrote {Path(args.out) / result.report.name} and its figures")
 
 
@@ -456,9 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("curves", cmd_curves, "Signal-time curves (mean, SD) inside ROIs: CSV and PNG")
     p.add_argument("--input", required=True, help="study file or DICOM folder")
-    p.add_argument(
-        "--rois", required=True, help="label image on the study grid: 1 LV, 2 RV, 3 myocardium, 4 defect"
-    )
+    p.add_argument("--rois", required=True, help=f"label image on the study grid: {ROI_LEGEND}")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
 
@@ -619,6 +624,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each option's destination (the engine's parameter name) and its long flag, over all subcommands."""
+    flags = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                flags.update(flags_of(subparser))
+        elif action.option_strings:
+            flags[action.dest] = max(action.option_strings, key=len)
+    return flags
+
+
+def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """An engine message with its `` `parameter` `` names written as this command line's flags."""
+    flags = flags_of(parser)
+    return re.sub(r"`(\w+)`", lambda name: flags.get(name[1], name[1]), message)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run one command; user errors print one line and exit non-zero, signals stop it cleanly."""
     from .signals import interruptible
@@ -634,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         except PerfGenError as error:
             if args.debug:
                 raise
-            print(f"perfgen-sr {args.command}: error: {error}", file=sys.stderr)
+            print(f"perfgen-sr {args.command}: error: {as_flags(str(error), parser)}", file=sys.stderr)
             return 2
         except OSError as error:  # a disk full, a permission denied: the user's to fix, in one line
             if args.debug:

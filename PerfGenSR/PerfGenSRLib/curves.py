@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from .defaults import ROI_BY_KEY
 from .errors import PerfGenError
-from .figures import plain_text
-from .io import atomic_path
-
-ROI_COLOURS = {
-    "lv_blood": "tab:red",
-    "rv_blood": "tab:blue",
-    "myocardium": "tab:green",
-    "defect": "tab:purple",
-}
+from .figures import plain_text, pyplot, save_figure
+from .io import write_csv
 
 
 def roi_curves(frames: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -57,11 +50,8 @@ def write_curves_csv(
         for roi, (mean, sd) in curves.items():
             columns += [mean, sd]
             names += [f"{method}:{roi}:mean", f"{method}:{roi}:sd"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        writer.writerows(np.column_stack(columns).round(6).tolist())
-    return Path(path)
+    rows = [dict(zip(names, row)) for row in np.column_stack(columns).round(6).tolist()]
+    return write_csv(rows, path)
 
 
 def plot_curves(
@@ -72,7 +62,13 @@ def plot_curves(
     for i, (method, curves) in enumerate(curves_by_method.items()):
         style = (styles or {}).get(method, default_styles[i % len(default_styles)])
         for roi, (mean, _) in curves.items():
-            ax.plot(times, mean, style, color=ROI_COLOURS.get(roi), label=f"{roi} ({method})")
+            ax.plot(
+                times,
+                mean,
+                style,
+                color=ROI_BY_KEY[roi].colour if roi in ROI_BY_KEY else None,
+                label=f"{roi} ({method})",
+            )
     ax.set_xlabel("time (s)")
     ax.set_ylabel("signal")
     ax.legend(fontsize="x-small", ncol=2)
@@ -83,16 +79,8 @@ def save_curves_figure(
     path: str | os.PathLike, times: np.ndarray, curves_by_method: dict[str, dict[str, tuple]], title: str = ""
 ) -> Path:
     """PNG of the signal-time curves of every ROI and method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = pyplot().subplots(figsize=(7, 4.5), dpi=120)
     plot_curves(ax, times, curves_by_method)
     ax.set_title(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

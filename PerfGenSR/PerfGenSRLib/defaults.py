@@ -53,6 +53,7 @@ ROIS = (
 )
 CURVE_ROIS = ("lv_blood", "rv_blood", "myocardium")  # the curves a perfusion reader looks at
 ROI_BY_KEY = {roi.key: roi for roi in ROIS}
+ROI_LEGEND = ", ".join(f"{roi.label} {roi.name}" for roi in ROIS)  # "1 LV blood, 2 RV blood, ..."
 
 
 @dataclass

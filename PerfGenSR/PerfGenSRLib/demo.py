@@ -3,7 +3,6 @@ phase-encoding lines, super-resolved with the bundled model; panels, curves and 
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 from .curves import roi_curves, save_curves_figure, write_curves_csv
 from .defaults import DEFAULT_SAMPLER
 from .figures import phase_frames, save_phase_panel
-from .io import atomic_path
+from .io import write_csv
 from .metrics import fov_crop, frame_metrics
 from .phantom import make_phantom
 from .sample import super_resolve_study
@@ -32,15 +31,6 @@ def study_metrics(images: dict[str, np.ndarray], references: dict[str, np.ndarra
                 {"method": name, "reference": ref_name, **{k: float(v.mean()) for k, v in values.items()}}
             )
     return rows
-
-
-def write_metrics_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
-    """Write metric rows (dicts with the same keys) as CSV, atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return Path(path)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -103,7 +93,7 @@ def run_demo(
         out / "curves.png", study.times(), curves, title="signal-time curves (LR = zero-padded 35%)"
     )
     write_curves_csv(out / "curves.csv", study.times(), curves)
-    write_metrics_csv(out / "metrics.csv", rows)
+    write_csv(rows, out / "metrics.csv")
     print(format_table(rows))
     print(f"finished in {time.perf_counter() - started:.0f} s")
     return rows

@@ -1,4 +1,9 @@
-"""The project's one exception type for problems a user can cause and fix."""
+"""The project's one exception type for problems a user can cause and fix.
+
+Messages name the engine's parameters in backticks (`` `measured_lines` must be ... ``), never a
+front end's spelling: the command line shows them as its flags (``--measured-lines``), the Slicer
+panel as words.
+"""
 
 
 class PerfGenError(Exception):

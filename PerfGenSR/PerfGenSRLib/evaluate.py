@@ -11,8 +11,6 @@ defect-to-remote contrast ratio relative to HR. Writes ``metrics.csv``, ``roi_me
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 import shutil
 import time
@@ -25,24 +23,15 @@ import torch
 
 from .curves import roi_curves, save_curves_figure, write_curves_csv, xt_profile
 from .data import study_center, study_paths
-from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLER, samples_for
+from .defaults import CURVE_ROIS, DEFAULT_SAMPLER, METHOD_NAMES, METHOD_SHORT_NAMES, METHODS, samples_for
 from .errors import PerfGenError
 from .figures import phase_frames, save_metric_boxplots, save_phase_panel, save_xt_profiles
-from .io import NIFTI_SUFFIXES, atomic_path, read_study, write_study
-from .metrics import FOV, fov_crop, frame_metrics, paired_tests
+from .io import NIFTI_SUFFIXES, atomic_path, read_study, write_csv, write_study
+from .metrics import FOV, METRIC_NAMES, METRICS, fov_crop, frame_metrics
 from .models import bundled_model_path, resolve_device
-from .sample import METHODS, super_resolve_study
+from .report import comparison_tests, format_report, format_summary, scaled
+from .sample import super_resolve_study
 from .study import Study
-
-LABELS = {"zeropad": "LR (zero-pad)", "gan": "GAN", "perfgen": "PerfGen"}
-SHORT_LABELS = {"zeropad": "LR", "gan": "GAN", "perfgen": "PerfGen"}
-METRICS = ("nrmse", "psnr", "ssim")
-METRIC_NAMES = {"nrmse": "nRMSE (%)", "psnr": "PSNR (dB)", "ssim": "SSIM"}
-LOWER_IS_BETTER = {"nrmse": True, "psnr": False, "ssim": False}
-CURVE_ROIS = ("lv_blood", "rv_blood", "myocardium")
-ROI_NAMES = {"lv_blood": "LV blood", "rv_blood": "RV blood", "myocardium": "myocardium"}
-COMPARISONS = (("perfgen", "gan"), ("perfgen", "zeropad"), ("gan", "zeropad"))
-ALPHA = 0.05
 
 
 @dataclass
@@ -65,6 +54,10 @@ class Evaluation:
     roi_values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     report: Path | None = None
 
+    def summary(self) -> str:
+        """The terminal summary: mean ± SD per method and the PerfGen-vs-GAN sentences."""
+        return format_summary(self.values, self.tests, len(self.studies))
+
 
 def load_cases(
     paths: list[str | os.PathLike], studies: int | None = None, max_frames: int | None = None
@@ -73,10 +66,10 @@ def load_cases(
     found = [p for root in paths for p in study_paths(Path(root))]
     if studies is not None:
         if studies < 1:
-            raise PerfGenError("--studies must be at least 1")
+            raise PerfGenError("`studies` must be at least 1")
         found = found[:studies]
     if max_frames is not None and max_frames < 2:
-        raise PerfGenError("--max-frames must be at least 2")
+        raise PerfGenError("`max_frames` must be at least 2")
     cases, names = [], set()
     for path in found:
         case = _read_case(path)
@@ -114,15 +107,15 @@ def resolve_models(methods: list[str], models: dict[str, str] | None = None) -> 
     """The model file of each method (``zeropad``: none), refusing unknown methods and missing models."""
     models = dict(models or {})
     if not methods:
-        raise PerfGenError("--methods names no method; choose from zeropad, gan, perfgen")
+        raise PerfGenError("`methods` names no method; choose from zeropad, gan, perfgen")
     for method in [*methods, *models]:
         if method not in METHODS:
             raise PerfGenError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
     if "zeropad" in models:
-        raise PerfGenError(f"zeropad takes no model; remove zeropad={models['zeropad']} from --models")
+        raise PerfGenError(f"zeropad takes no model; remove zeropad={models['zeropad']} from `models`")
     extra = sorted(set(models) - set(methods))
     if extra:
-        raise PerfGenError(f"--models gives a model for {', '.join(extra)}, which --methods leaves out")
+        raise PerfGenError(f"`models` gives a model for {', '.join(extra)}, which `methods` leaves out")
     resolved: dict[str, Path | None] = {}
     for method in methods:
         if method == "zeropad":
@@ -133,8 +126,8 @@ def resolve_models(methods: list[str], models: dict[str, str] | None = None) -> 
             train = "train" if method == "perfgen" else "train-gan"
             where = "given" if method in models else "bundled"
             raise PerfGenError(
-                f"the {where} {method} model {path} does not exist; pass --models {method}=PATH "
-                f"(train one with `perfgen-sr {train}`) or leave {method} out of --methods"
+                f"the {where} {method} model {path} does not exist; pass `models` {method}=PATH "
+                f"(train one with `perfgen-sr {train}`) or leave {method} out of `methods`"
             )
         resolved[method] = path
     return resolved
@@ -240,7 +233,7 @@ def save_case_figures(folder: Path, case: Case, images: dict[str, np.ndarray]) -
     """Phase panel with |error| maps, signal-time curves (with masks) and x-t profiles of slice 0."""
     folder.mkdir(parents=True, exist_ok=True)
     hr = case.study.frames[:, 0]
-    shown = {SHORT_LABELS[m]: frames[:, 0] for m, frames in images.items()} | {"HR": hr}
+    shown = {METHOD_SHORT_NAMES[m]: frames[:, 0] for m, frames in images.items()} | {"HR": hr}
     center = study_center(case.study, 0)
     times = case.study.times()
     written = []
@@ -353,7 +346,7 @@ def evaluate_cases(
                 write_study(
                     result,
                     out / "dicom" / case.name / method,
-                    method=LABELS[method],
+                    method=METHOD_NAMES[method],
                     model=str(model_paths[method] or "none"),
                 )
         frame_rows += case_frame_metrics(case, images)
@@ -362,9 +355,9 @@ def evaluate_cases(
         if progress:
             progress(done, len(cases))
     study_rows = study_means(frame_rows)
-    _write_csv(out / "metrics.csv", study_rows + frame_rows)
+    write_csv(study_rows + frame_rows, out / "metrics.csv")
     if roi_rows:
-        _write_csv(out / "roi_metrics.csv", roi_rows)
+        write_csv(roi_rows, out / "roi_metrics.csv")
     names = [case.name for case in cases]
     values = per_study_values(study_rows)
     tests = {reference: comparison_tests(by_method) for reference, by_method in values.items()}
@@ -375,7 +368,7 @@ def evaluate_cases(
         )
     save_metric_boxplots(
         out / "boxplots.png",
-        {m: {LABELS[k]: _scaled(m, v[m]) for k, v in values["HR"].items()} for m in METRICS},
+        {m: {METHOD_NAMES[k]: scaled(m, v[m]) for k, v in values["HR"].items()} for m in METRICS},
         {m: f"{METRIC_NAMES[m]} vs HR" for m in METRICS},
     )
     settings = {
@@ -412,238 +405,3 @@ def per_study_values(study_rows: list[dict]) -> dict[str, dict[str, dict[str, np
         }
         for ref, by_method in values.items()
     }
-
-
-def comparison_tests(
-    by_method: dict[str, dict[str, np.ndarray]],
-) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
-    """Paired tests across studies for each comparison whose two methods were run (``a`` minus ``b``)."""
-    tests = {}
-    for a, b in COMPARISONS:
-        if a in by_method and b in by_method:
-            tests[(a, b)] = {m: _paired(by_method[a][m], by_method[b][m]) for m in METRICS}
-    return tests
-
-
-def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    if len(a) < 2 or np.allclose(a, b, rtol=0, atol=0):
-        change = float(100 * (a.mean() - b.mean()) / b.mean()) if b.mean() else math.nan
-        return {
-            "t": math.nan,
-            "p_ttest": math.nan,
-            "p_wilcoxon": math.nan,
-            "mean_difference": float(a.mean() - b.mean()),
-            "relative_change_percent": change,
-        }
-    return paired_tests(a, b)
-
-
-def _scaled(metric: str, values: np.ndarray) -> np.ndarray:
-    return 100 * values if metric == "nrmse" else values
-
-
-def mean_sd(values, digits: int = 2) -> str:
-    """``mean ± SD`` (sample SD; 0 for one value) of values, rounded to ``digits``."""
-    values = np.asarray(values, float)
-    sd = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.{digits}f} ± {sd:.{digits}f}"
-
-
-def _mean_sd(metric: str, values: np.ndarray) -> str:
-    return mean_sd(_scaled(metric, np.asarray(values, float)), 3 if metric == "ssim" else 2)
-
-
-def _p(value: float) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _p_phrase(value: float) -> str:
-    return f"P {_p(value)}" if value < 0.001 else f"P = {_p(value)}"
-
-
-def comparison_sentence(
-    a: str, b: str, metric: str, values: dict[str, dict[str, np.ndarray]], test: dict[str, float]
-) -> str:
-    """One sentence stating from the numbers whether method ``a`` beat method ``b`` in ``metric``."""
-    change = test["relative_change_percent"]
-    difference = test["mean_difference"]
-    better = difference < 0 if LOWER_IS_BETTER[metric] else difference > 0
-    unit = {"nrmse": "%", "psnr": " dB", "ssim": ""}[metric]
-    means = (
-        f"{_mean_sd(metric, values[a][metric])}{unit} for {LABELS[a]} vs. "
-        f"{_mean_sd(metric, values[b][metric])}{unit} for {LABELS[b]}"
-    )
-    p = test["p_ttest"]
-    if not math.isfinite(p):
-        significance = "no paired test (fewer than two studies or identical results)"
-    else:
-        significance = (
-            f"paired t-test {_p_phrase(p)}, {'' if p < ALPHA else 'not '}significant at P < {ALPHA}"
-        )
-    name = METRIC_NAMES[metric].split(" ")[0]
-    if difference == 0:
-        return f"{LABELS[a]} and {LABELS[b]} gave the same {name} ({means})."
-    words = {
-        "nrmse": ("reduction", "increase"),
-        "psnr": ("decrease", "increase"),
-        "ssim": ("decrease", "improvement"),
-    }
-    amount = f"{abs(change):.1f}% {words[metric][change > 0]}"
-    amount = f"{'an' if amount.startswith(('8', '11.', '18.')) else 'a'} {amount}"
-    if better:
-        return f"{LABELS[a]} achieved {amount} in {name} over {LABELS[b]} ({means}; {significance})."
-    return f"**{LABELS[a]} did not beat {LABELS[b]} in {name}**: {amount} ({means}; {significance})."
-
-
-def format_report(values, tests, roi_values, settings, names, figures, out: Path) -> str:
-    """The Markdown report: settings, the paper's table per reference, tests, sentences, ROI tables, figures."""
-    methods = settings["methods"]
-    model_lines = [f"{LABELS[m]}: `{p}`" for m, p in settings["models"].items() if p is not None]
-    lines = [
-        "# PerfGenSR evaluation",
-        "",
-        f"{settings['studies']} studies ({settings['frames']} frames) from `{settings['data']}`, "
-        f"LR = central {settings['fraction']:.0%} of the phase-encoding lines, zero-padded. "
-        f"Metrics in the {FOV}x{FOV} field of view around the heart (paper section 2.3): nRMSE per frame "
-        "normalised by the reference frame's range, PSNR and SSIM on the 0-255 scale of the study's "
-        "reference maximum; each study is the mean over its frames, tables give mean ± SD across studies.",
-        "",
-        "Models: "
-        + ("; ".join(model_lines) if model_lines else "none (zero-padding only)")
-        + ". "
-        + (_perfgen_setting(settings) if "perfgen" in methods else "")
-        + f"Device {settings['device']}, {settings['seconds']:.0f} s.",
-        "",
-    ]
-    for reference, by_method in values.items():
-        title = "HR images" if reference == "HR" else "the noise-free truth (phantoms)"
-        lines += [
-            f"## Image quality against {title}",
-            "",
-            "| Method | " + " | ".join(METRIC_NAMES[m] for m in METRICS) + " |",
-            "|---|" + "---|" * len(METRICS),
-        ]
-        lines += [
-            f"| {LABELS[m]} | " + " | ".join(_mean_sd(k, by_method[m][k]) for k in METRICS) + " |"
-            for m in methods
-        ]
-        if tests[reference]:
-            n = len(next(iter(by_method.values()))["psnr"])
-            lines += [
-                "",
-                f"Paired tests across studies (n = {n}); relative change = (mean A − mean B) / mean B:",
-                "",
-                "| A vs B | Metric | Relative change | paired t-test P | Wilcoxon P |",
-                "|---|---|---|---|---|",
-            ]
-            for (a, b), by_metric in tests[reference].items():
-                lines += [
-                    f"| {LABELS[a]} vs {LABELS[b]} | {METRIC_NAMES[m].split(' ')[0]} | "
-                    f"{by_metric[m]['relative_change_percent']:+.1f}% | {_p(by_metric[m]['p_ttest'])} | "
-                    f"{_p(by_metric[m]['p_wilcoxon'])} |"
-                    for m in METRICS
-                ]
-            lines.append("")
-            lines += [
-                f"- {comparison_sentence(a, b, m, by_method, by_metric[m])}"
-                for (a, b), by_metric in tests[reference].items()
-                for m in METRICS
-            ]
-        lines.append("")
-    curve_keys = [
-        f"curve_rmse_percent_of_peak:{roi}"
-        for roi in CURVE_ROIS
-        if f"curve_rmse_percent_of_peak:{roi}" in roi_values
-    ]
-    if curve_keys:
-        lines += [
-            "## Signal-time curves against HR",
-            "",
-            "RMSE between each method's mean ROI curve and the HR curve, in % of the HR curve's peak "
-            "(mean ± SD across studies with masks):",
-            "",
-            "| Method | " + " | ".join(ROI_NAMES[k.split(":")[1]] for k in curve_keys) + " |",
-            "|---|" + "---|" * len(curve_keys),
-        ]
-        lines += [
-            f"| {LABELS[m]} | " + " | ".join(mean_sd(roi_values[k][m]) for k in curve_keys) + " |"
-            for m in methods
-        ]
-        lines.append("")
-    contrast = roi_values.get("defect_remote_ratio_relative_to_hr:defect")
-    if contrast:
-        hr_ratio = roi_values["defect_remote_ratio:defect"]["HR"]
-        lines += [
-            "## Defect-to-remote contrast",
-            "",
-            "Mean signal in the defect over mean signal in the remote myocardium at the HR's remote-myocardium "
-            f"peak, divided by the same ratio in HR (1 = as in HR; HR ratio {mean_sd(hr_ratio, 3)}, "
-            f"{len(hr_ratio)} {'study' if len(hr_ratio) == 1 else 'studies'} with a defect):",
-            "",
-            "| Method | Ratio relative to HR |",
-            "|---|---|",
-        ]
-        lines += [f"| {LABELS[m]} | {mean_sd(contrast[m], 3)} |" for m in methods]
-        lines.append("")
-    lines += [
-        "## Figures",
-        "",
-        "![box plots](boxplots.png)",
-        "",
-        "Per study (`studies/NAME/`): `panel.png` (LR / GAN / PerfGen / HR at the first-pass phases with "
-        "|error| maps), `curves.png` and `curves.csv` (where masks exist), `xt_profiles.png` (a line "
-        "through the LV centre across the heart).",
-        "",
-    ]
-    first = names[0]
-    lines += [
-        f"![{first} {p.stem}]({p.relative_to(out).as_posix()})" for p in figures[first] if p.suffix == ".png"
-    ]
-    lines += [
-        "",
-        "Other studies: " + ", ".join(f"[{n}](studies/{n}/panel.png)" for n in names[1:])
-        if names[1:]
-        else "",
-        "",
-        "Per-frame and per-study values: `metrics.csv` (nRMSE as a fraction)"
-        + ("; ROI measures: `roi_metrics.csv`." if roi_values else "."),
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def format_summary(evaluation: Evaluation) -> str:
-    """Plain-text mean ± SD table per reference and the sentences on PerfGen vs GAN, for the terminal."""
-    lines = []
-    for reference, by_method in evaluation.values.items():
-        lines.append(f"against {reference} ({len(evaluation.studies)} studies, mean ± SD):")
-        lines.append(f"  {'method':<15}" + "".join(f"{METRIC_NAMES[m]:>20}" for m in METRICS))
-        lines += [
-            f"  {LABELS[method]:<15}" + "".join(f"{_mean_sd(m, values[m]):>20}" for m in METRICS)
-            for method, values in by_method.items()
-        ]
-        pair = evaluation.tests[reference].get(("perfgen", "gan"))
-        if pair:
-            lines += [
-                "  " + comparison_sentence("perfgen", "gan", m, by_method, pair[m]).replace("**", "")
-                for m in METRICS
-            ]
-    return "\n".join(lines)
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _perfgen_setting(settings: dict) -> str:
-    """One sentence naming PerfGen's sampler, steps and draws per frame."""
-    if settings.get("sampler", DEFAULT_SAMPLER) == "mean":
-        return "PerfGen: posterior mean in one pass (sampler mean). "
-    steps = settings["steps"] or DEFAULT_DDIM_STEPS
-    draws = settings["samples"]
-    return f"PerfGen: {settings['sampler']} with {steps} step(s), {draws} sample{'s' if draws > 1 else ''} per frame. "

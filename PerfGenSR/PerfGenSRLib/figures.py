@@ -16,7 +16,8 @@ from .metrics import fov_crop
 PHASES = ("baseline", "RV peak", "LV peak", "myo peak")
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,10 +39,11 @@ def plain_text(function):
     return wrapper
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` as PNG to ``path`` atomically and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return Path(path)
 
 
@@ -68,7 +70,7 @@ def save_phase_panel(
     error_maps: bool = True,
 ) -> Path:
     """Rows of methods (reference last) at each phase in the 96x96 FOV, same window; optional |error| rows."""
-    plt = _pyplot()
+    plt = pyplot()
     names = [n for n in images if n != reference] + [reference]
     crops = {n: fov_crop(images[n], center) for n in names}
     vmax = float(np.percentile(crops[reference], 99.7))
@@ -93,13 +95,13 @@ def save_phase_panel(
             if c == 0:
                 ax.set_ylabel(row, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @plain_text
 def save_xt_profiles(path: str | os.PathLike, profiles: dict[str, np.ndarray], times: np.ndarray) -> Path:
     """x-t plots (position across, time down) of one profile line per method, same window."""
-    plt = _pyplot()
+    plt = pyplot()
     vmax = float(max(np.percentile(p, 99.7) for p in profiles.values()))
     fig, axes = plt.subplots(1, len(profiles), figsize=(2.4 * len(profiles), 4), dpi=110, squeeze=False)
     for ax, (name, profile) in zip(axes[0], profiles.items()):
@@ -115,7 +117,7 @@ def save_xt_profiles(path: str | os.PathLike, profiles: dict[str, np.ndarray], t
         ax.set_xlabel("position (px)")
     axes[0, 0].set_ylabel("time (s)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @plain_text
@@ -123,11 +125,11 @@ def save_metric_boxplots(
     path: str | os.PathLike, values: dict[str, dict[str, np.ndarray]], titles: dict[str, str] | None = None
 ) -> Path:
     """One box plot per metric (``values[metric][method]`` = per-study values), methods side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(values), figsize=(3.2 * len(values), 3.6), dpi=110, squeeze=False)
     for ax, (metric, by_method) in zip(axes[0], values.items()):
         ax.boxplot(list(by_method.values()), showmeans=True)
         ax.set_xticks(range(1, len(by_method) + 1), list(by_method), fontsize=8)
         ax.set_title((titles or {}).get(metric, metric), fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -13,6 +13,7 @@ file or folder beside the target is renamed into place only once complete.
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import json
 import math
@@ -379,6 +380,15 @@ def _write_sitk(study: Study, path: Path) -> None:
     except RuntimeError:
         raise PerfGenError(f"{path.name}: SimpleITK could not write this image") from None
     os.replace(written, path)
+
+
+def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:
+    """Write rows (dicts with the same keys, in column order) as CSV with a header, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)
 
 
 def write_json(data: dict, path: str | os.PathLike) -> None:

@@ -14,6 +14,9 @@ import numpy as np
 from scipy import ndimage, stats
 
 FOV = 96
+METRICS = ("nrmse", "psnr", "ssim")
+METRIC_NAMES = {"nrmse": "nRMSE (%)", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+LOWER_IS_BETTER = {"nrmse": True, "psnr": False, "ssim": False}
 SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03  # 11x11 Gaussian window, Wang et al. 2004
 
 

@@ -163,7 +163,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise PerfGenError(
-                f"device '{device}' requested but CUDA is not available here; use --device cpu or auto"
+                f"device '{device}' requested but CUDA is not available here; use `device` cpu or auto"
             )
         count = torch.cuda.device_count()
         if resolved.index is not None and resolved.index >= count:

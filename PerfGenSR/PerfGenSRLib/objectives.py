@@ -162,9 +162,9 @@ def gan_losses(config: TrainConfig) -> GanLosses:
     if losses.vgg_weights and "perceptual" not in config.extra:
         losses.perceptual = PERCEPTUAL_DEFAULT
     if losses.perceptual > 0 and not losses.vgg_weights:
-        raise PerfGenError("the perceptual loss needs VGG19 weights (--vgg-weights FILE.safetensors)")
+        raise PerfGenError("the perceptual loss needs VGG19 weights (`vgg_weights` FILE.safetensors)")
     if min(losses.pixel, losses.fft, losses.adversarial, losses.perceptual, losses.pretrain_steps) < 0:
-        raise PerfGenError("GAN loss weights and --pretrain-steps must not be negative")
+        raise PerfGenError("GAN loss weights and `pretrain_steps` must not be negative")
     return losses
 
 

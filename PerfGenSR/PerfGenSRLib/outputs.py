@@ -25,7 +25,7 @@ from .errors import PerfGenError
 from .io import companion_files, study_format
 from .signals import deferred
 
-OVERWRITE_HINT = "add --overwrite to replace it, or choose another path"
+OVERWRITE_HINT = "add `overwrite` to replace it, or choose another path"
 
 
 @dataclass(frozen=True)

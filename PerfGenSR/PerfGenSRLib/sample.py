@@ -17,14 +17,13 @@ import torch
 
 from . import kspace
 from .data import denormalise, frame_peak, normalise
-from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_MEAN_FLIPS, DEFAULT_SAMPLER, SAMPLERS, samples_for
+from .defaults import DEFAULT_DDIM_STEPS, DEFAULT_MEAN_FLIPS, DEFAULT_SAMPLER, METHODS, SAMPLERS, samples_for
 from .errors import Cancelled, PerfGenError
 from .models import LoadedModel, bundled_model_path, load_model, resolve_device
 from .scaling import rescale, safe_scale
 from .schedule import DiffusionSchedule
 from .study import Study
 
-METHODS = ("zeropad", "gan", "perfgen")
 CLIP_Y0 = 3.0  # predicted y0 clipped to +-3 while sampling (SR3 clips to the data range); data sit within it
 Method = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -57,9 +56,9 @@ class DiffusionSampler:
         if steps is None:
             steps = {"ddpm": schedule.num_timesteps, "mean": 1}.get(sampler, DEFAULT_DDIM_STEPS)
         if not 1 <= steps <= schedule.num_timesteps:
-            raise PerfGenError(f"--steps must be between 1 and {schedule.num_timesteps}, got {steps}")
+            raise PerfGenError(f"`steps` must be between 1 and {schedule.num_timesteps}, got {steps}")
         if sampler == "mean" and steps != 1:
-            raise PerfGenError("the mean sampler takes one step; --steps is for ddim and ddpm")
+            raise PerfGenError("the mean sampler takes one step; `steps` is for ddim and ddpm")
         if flips not in (1, 2):
             raise PerfGenError(f"flips must be 1 or 2, got {flips}")
         self.network, self.schedule, self.sampler, self.eta = network, schedule, sampler, eta
@@ -129,7 +128,7 @@ def load_method(
         raise PerfGenError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
     path = Path(model) if model else bundled_model_path(method)
     if not model and not path.exists():
-        raise PerfGenError(f"no bundled {method} model in {path.parent}; give one with --model")
+        raise PerfGenError(f"no bundled {method} model in {path.parent}; give one with `model`")
     if method == "gan":
         generator_net = load_model(
             path, "regain-generator", device=device, trust_checkpoint=trust_checkpoint
@@ -191,7 +190,7 @@ def super_resolve_study(
     """
     samples = samples_for(method, samples, sampler)
     if samples < 1 or batch < 1:
-        raise PerfGenError("--samples and --batch must be at least 1")
+        raise PerfGenError("`samples` and `batch` must be at least 1")
     torch_device = resolve_device(device)
     frames = study.frames.reshape(-1, *study.shape[2:])
     scale = safe_scale(frames)  # any finite magnitude: normalisation then never overflows
@@ -200,7 +199,7 @@ def super_resolve_study(
     if lr_fraction is not None:
         measured_lines = kspace.kept_lines(frames.shape[-2], lr_fraction)
     if measured_lines is not None and not 1 <= measured_lines <= frames.shape[-2]:
-        raise PerfGenError(f"--measured-lines must be between 1 and {frames.shape[-2]}, got {measured_lines}")
+        raise PerfGenError(f"`measured_lines` must be between 1 and {frames.shape[-2]}, got {measured_lines}")
     keep = measured_lines if (data_consistency and method != "zeropad") else None
     run = load_method(
         method,
@@ -232,7 +231,7 @@ def super_resolve_study(
                 raise
             if batch == 1:
                 raise PerfGenError(
-                    "out of GPU memory even with --batch 1; use --device cpu or a smaller model"
+                    "out of GPU memory even with `batch` 1; use `device` cpu or a smaller model"
                 ) from None
             batch //= 2  # the same chunk again, at half the batch, from the same random state
             generator.set_state(state)

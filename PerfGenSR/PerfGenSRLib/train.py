@@ -127,12 +127,12 @@ def train(
     start = 0
     if resume:
         if not checkpoint_path.exists():
-            raise PerfGenError(f"--resume: no checkpoint in {out}; start without --resume")
+            raise PerfGenError(f"`resume`: no checkpoint in {out}; start without `resume`")
         state = load_checkpoint(checkpoint_path)
         objective.load_state(state["objective"])
         start = int(state["step"])
     elif checkpoint_path.exists():
-        raise PerfGenError(f"{out} already holds a run; add --resume to continue it or choose another --out")
+        raise PerfGenError(f"{out} already holds a run; add `resume` to continue it or choose another `out`")
     if runtime.main:
         out.mkdir(parents=True, exist_ok=True)
         _remove_partials(out)
@@ -249,7 +249,7 @@ def gather_studies(
         return load_studies(data)
     if not phantom_cases or phantom_cases < 2:
         raise PerfGenError(
-            "--phantom-cases must be at least 2 (studies are split into training and validation)"
+            "`phantom_cases` must be at least 2 (studies are split into training and validation)"
         )
     seeds = range(phantom_seed, phantom_seed + phantom_cases)
     if workers > 1:
@@ -278,7 +278,7 @@ def run_training(
 ) -> Path:
     """Gather studies, split them by study and train ``objective`` (a key of :data:`objectives.OBJECTIVES`)."""
     if config.steps < 1 or config.batch < 1:
-        raise PerfGenError("--steps and --batch must be at least 1")
+        raise PerfGenError("`steps` and `batch` must be at least 1")
     torch_device = resolve_device(device)
     studies = gather_studies(
         data, phantom_cases, phantom_frames, phantom_seed, workers=max(1, config.workers)

@@ -28,7 +28,6 @@ them in order and :mod:`.files` reads and writes studies. Every range drawn from
 
 from .acquisition import rice_mean
 from .files import (
-    MASK_LABELS,
     labels_from_masks,
     masks_from_labels,
     read_masks,
@@ -45,7 +44,6 @@ __all__ = [
     "COMPONENT_TISSUE",
     "DEFECT_CHOICES",
     "HEART_CROP",
-    "MASK_LABELS",
     "SLICE_THICKNESS",
     "SUPERSAMPLE",
     "TISSUES",

@@ -9,32 +9,28 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
+from ..defaults import ROIS
 from ..errors import PerfGenError
 from .priors import PhantomPriors
 from .study import PhantomStudy, make_phantom
 
-MASK_LABELS = {"lv_blood": 1, "rv_blood": 2, "myocardium": 3, "defect": 4}
-
 
 def labels_from_masks(masks: dict[str, np.ndarray]) -> np.ndarray:
-    """A uint8 label map from masks (1 LV blood, 2 RV blood, 3 myocardium, 4 defect, which is myocardium too)."""
+    """A uint8 label map from masks, values from :data:`defaults.ROIS` (a defect is myocardium too)."""
     shape = next(iter(masks.values())).shape
     labels = np.zeros(shape, np.uint8)
-    for name in ("lv_blood", "rv_blood", "myocardium", "defect"):
-        if name in masks:
-            labels[np.asarray(masks[name], bool)] = MASK_LABELS[name]
+    for roi in ROIS:  # in table order, so the defect's label overwrites the myocardium's
+        if roi.key in masks:
+            labels[np.asarray(masks[roi.key], bool)] = roi.label
     return labels
 
 
 def masks_from_labels(labels: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean masks from a label map (inverse of :func:`labels_from_masks`; defect pixels are myocardium)."""
     labels = np.asarray(labels)
-    return {
-        "lv_blood": labels == 1,
-        "rv_blood": labels == 2,
-        "myocardium": (labels == 3) | (labels == 4),
-        "defect": labels == 4,
-    }
+    masks = {roi.key: labels == roi.label for roi in ROIS}
+    masks["myocardium"] = masks["myocardium"] | masks["defect"]
+    return masks
 
 
 def read_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -9,11 +9,12 @@ from scipy import stats
 
 from PerfGenSRLib.cli import main
 from PerfGenSRLib.errors import PerfGenError
-from PerfGenSRLib.evaluate import comparison_sentence, comparison_tests, evaluate, mean_sd
+from PerfGenSRLib.evaluate import evaluate
 from PerfGenSRLib.gan import PRESETS as GAN_PRESETS
 from PerfGenSRLib.gan import Generator
 from PerfGenSRLib.models import save_model
 from PerfGenSRLib.phantom import write_phantom_dataset
+from PerfGenSRLib.report import comparison_sentence, comparison_tests, mean_sd
 from PerfGenSRLib.schedule import DiffusionSchedule
 from PerfGenSRLib.unet import PRESETS, UNet
 

@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 
+from PerfGenSRLib.defaults import ROI_BY_KEY
 from PerfGenSRLib.errors import PerfGenError
 from PerfGenSRLib.phantom import (
     HEART_CROP,
-    MASK_LABELS,
     labels_from_masks,
     make_phantom,
     masks_from_labels,
@@ -64,7 +64,7 @@ def test_shapes_dtypes_and_geometry(studies):
         assert np.all(np.diff(study.frame_times) > 0.5) and np.all(np.diff(study.frame_times) < 1.3)
         for mask in study.masks.values():
             assert mask.dtype == bool and mask.shape == (h, w)
-        assert set(study.masks) == set(MASK_LABELS)
+        assert set(study.masks) == set(ROI_BY_KEY)
         assert all(curve.shape == (t,) for curve in study.curves.values())
         json.dumps(study.params)
 
