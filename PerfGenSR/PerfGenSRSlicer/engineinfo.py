@@ -1,5 +1,6 @@
-"""What the Slicer panel needs to know about the engine without importing it (no torch, no
-safetensors in Slicer's process): which packages are missing or too old, which models are bundled
+"""What the Slicer panel needs to know about the engine without importing its heavy part (no torch,
+no safetensors in Slicer's process; of the engine only the standard-library-only ``defaults`` is
+imported): which packages are missing or too old, which models are bundled
 and what they are (read from their JSON descriptions and model cards), and which devices to offer.
 Devices need torch, so they are asked of an engine process: ``python -m PerfGenSRSlicer.engineinfo``
 prints them as one JSON line (:func:`probe_command`, parsed by :func:`parse_probe`).
@@ -14,6 +15,8 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from PerfGenSRLib.defaults import LEARNED_METHODS
 
 # pip name -> minimum version: the engine's dependencies (pyproject.toml; a test keeps them equal)
 REQUIREMENTS = {
@@ -30,7 +33,6 @@ REQUIREMENTS = {
 TORCH = "torch"  # installed through the PyTorch extension (PyTorchUtils), not plain pip
 MODELS_DIR_ENV = "PERFGEN_MODELS_DIR"  # as PerfGenSRLib.models: overrides the bundled models folder
 MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
-LEARNED_METHODS = ("gan", "perfgen")
 BUNDLED = ""  # a model setting meaning "the bundled model": nothing machine-specific is saved
 
 
