@@ -26,7 +26,6 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -247,8 +246,15 @@ class BackgroundProcess:
             pass
 
 
-class SuperResolveResult(NamedTuple):
-    """What a background super-resolution gives back (the fields of ``sample.SuperResolution``)."""
+@dataclass(frozen=True)
+class SuperResolveResult:
+    """What a background super-resolution gives back, for :func:`results.addResultSequences`.
+
+    The fields, and their meaning, are those of the engine's ``PerfGenSRLib.sample.SuperResolution``
+    (a test keeps the names equal). It is a type of its own only because ``sample`` imports torch
+    at its top, and this module runs in Slicer's process, which never imports torch; once the
+    engine's result type lives in a torch-free module, this one can be that type.
+    """
 
     study: Study
     uncertainty: Study | None

@@ -1,6 +1,7 @@
 """Background runs: progress lines read without blocking, cancel stops the whole process tree, the
 last stderr line becomes the error, and a real ``perfgen-sr super-resolve`` round trip through files."""
 
+import dataclasses
 import os
 import sys
 import time
@@ -13,7 +14,13 @@ from PerfGenSRLib import kspace
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.io import Study
 from PerfGenSRSlicer import process as background
-from PerfGenSRSlicer.process import BackgroundProcess, Progress, SuperResolveJob, parse_progress
+from PerfGenSRSlicer.process import (
+    BackgroundProcess,
+    Progress,
+    SuperResolveJob,
+    SuperResolveResult,
+    parse_progress,
+)
 
 
 def poll_until(process, condition, timeout=20.0) -> Progress:
@@ -141,6 +148,13 @@ def test_super_resolve_job_round_trip_through_the_real_cli():
     assert result.study.spacing == study.spacing and result.study.origin == study.origin
     np.testing.assert_array_equal(result.study.frame_times, study.frame_times)
     assert not job.workdir.exists()  # exchange files removed
+
+
+def test_a_background_result_has_the_fields_of_the_engines_result():
+    from PerfGenSRLib.sample import SuperResolution  # imports torch: the test's process, not Slicer's
+
+    names = [field.name for field in dataclasses.fields(SuperResolveResult)]
+    assert names == [field.name for field in dataclasses.fields(SuperResolution)]
 
 
 def test_super_resolve_job_error_and_cancel_are_person_readable(tmp_path):
