@@ -8,6 +8,7 @@ imports torch or safetensors: packages and models are checked by ``PerfGenSRSlic
 functions, so loading the module at Slicer start-up stays light.
 """
 
+import contextlib
 import logging
 import shutil
 import sys
@@ -85,6 +86,15 @@ def registerSampleData():
         thumbnailFileName=str(Path(__file__).resolve().parent / "Resources" / "Icons" / "PerfGenSR.png"),
         loadFileType="SequenceFile",
     )
+
+
+@contextlib.contextmanager
+def showErrors(message: str, waitCursor: bool = False):
+    """``slicer.util.tryWithErrorDisplay``, with engine errors worded for the panel (no CLI flags)."""
+    from PerfGenSRSlicer.engineinfo import user_errors
+
+    with slicer.util.tryWithErrorDisplay(message, waitCursor=waitCursor), user_errors():
+        yield
 
 
 #
@@ -357,13 +367,13 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # --- background run --------------------------------------------------------------------------
 
     def onInstall(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Installing the engine packages failed.", waitCursor=True):
+        with showErrors("Installing the engine packages failed.", waitCursor=True):
             if self.logic.installDependencies():
                 self.ui.statusLabel.text = "Engine packages installed."
         self.refreshEngineChoices()
 
     def onLoadSample(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Loading the sample study failed.", waitCursor=True):
+        with showErrors("Loading the sample study failed.", waitCursor=True):
             self._parameterNode.inputSequence = self.logic.loadSample()
 
     def onApplyButton(self) -> None:
@@ -413,7 +423,9 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 lrFraction=run["fraction"],
             )
         except Exception as error:  # a PerfGenError from the engine, or an OS error starting it
-            self.methodFinished(f"{self.methodLabel(method)} could not start: {error}")
+            from PerfGenSRSlicer.engineinfo import user_message
+
+            self.methodFinished(f"{self.methodLabel(method)} could not start: {user_message(error)}")
             return
         self._timer.start()
         self.updateGUIFromParameterNode()
@@ -449,8 +461,10 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         try:
             result = run["job"].result()
-        except Exception as error:  # the engine's one-line message
-            self.methodFinished(f"{self.methodLabel(run['method'])} failed: {error}")
+        except Exception as error:  # the engine's one-line message (process.engine_error)
+            from PerfGenSRSlicer.engineinfo import user_message
+
+            self.methodFinished(f"{self.methodLabel(run['method'])} failed: {user_message(error)}")
             return
         self.methodFinished(result=result)
 
@@ -471,7 +485,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             run["failed"].append(error)
             self.appendLog(error)
         else:
-            with slicer.util.tryWithErrorDisplay("Adding the result to the scene failed.", waitCursor=True):
+            with showErrors("Adding the result to the scene failed.", waitCursor=True):
                 node = self.logic.addResult(
                     run["input"],
                     run["method"],
@@ -503,7 +517,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         added = f"Added {', '.join(run['added'])}." if run["added"] else "Nothing was added to the scene."
         self.ui.statusLabel.text = " ".join([*(f"{line}." for line in run["failed"]), added])
         if run["added"] and show:
-            with slicer.util.tryWithErrorDisplay("Showing the comparison failed.", waitCursor=True):
+            with showErrors("Showing the comparison failed.", waitCursor=True):
                 self.logic.showComparison(run["input"])
                 if self._curves[1] is not None:
                     self.logic.showCurves(run["input"], self._curves[1])
@@ -521,7 +535,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # --- ROIs and curves -------------------------------------------------------------------------
 
     def onCreateSegments(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Creating the ROI segments failed.", waitCursor=True):
+        with showErrors("Creating the ROI segments failed.", waitCursor=True):
             parameters = self._parameterNode
             parameters.segmentation = self.logic.createSegments(
                 parameters.segmentation, parameters.inputSequence
@@ -529,7 +543,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.openSegmentEditor(parameters.segmentation, parameters.inputSequence)
 
     def onComputeCurves(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Computing the curves failed.", waitCursor=True):
+        with showErrors("Computing the curves failed.", waitCursor=True):
             parameters = self._parameterNode
             self._curves = self.logic.computeCurves(
                 parameters.inputSequence, parameters.segmentation, *self._curves
@@ -542,7 +556,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.mainWindow(), "Save signal-time curves", "curves.csv", "CSV files (*.csv)"
         )
         if path:
-            with slicer.util.tryWithErrorDisplay("Saving the curves failed."):
+            with showErrors("Saving the curves failed."):
                 if not self.logic.saveCurves(self._curves[0], path):
                     raise RuntimeError(f"could not write {path}")
                 self.ui.statusLabel.text = f"Curves saved to {path}."

@@ -90,6 +90,34 @@ def test_failure_reports_the_last_stderr_line():
     )
 
 
+CLI_FAILURE = "perfgen-sr super-resolve: error: no bundled gan model; give one with --model"
+
+
+@pytest.mark.parametrize(
+    "stderr, returncode, message",
+    [
+        (["input.npy: 4 frames of 24x20", CLI_FAILURE], 2, "no bundled gan model; give one with --model"),
+        (
+            [
+                "perfgen-sr super-resolve: error: argument --steps: must be >= 1 (see perfgen-sr super-resolve --help)"
+            ],
+            2,
+            "argument --steps: must be >= 1",
+        ),
+        ([CLI_FAILURE, "Exception ignored in: <tqdm>"], 2, "no bundled gan model; give one with --model"),
+        (
+            ["input.npy: 4 frames", "Traceback (most recent call last):", '  File "x"', "RuntimeError: boom"],
+            1,
+            "RuntimeError: boom",
+        ),
+        (["input.npy: 4 frames of 24x20"], -9, "the engine was stopped (SIGKILL) before it finished"),
+        ([], 3, "the engine exited with status 3"),
+    ],
+)
+def test_a_failed_run_reports_the_engines_message_not_its_last_line(stderr, returncode, message):
+    assert background.engine_error(stderr, returncode) == message
+
+
 def test_cancel_kills_the_process_and_its_children(tmp_path):
     pid_file = tmp_path / "child.pid"
     script = (
