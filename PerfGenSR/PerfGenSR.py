@@ -8,6 +8,7 @@ imports torch or safetensors: packages and models are checked by ``PerfGenSRSlic
 functions, so loading the module at Slicer start-up stays light.
 """
 
+import contextlib
 import logging
 import shutil
 import sys
@@ -36,7 +37,6 @@ PHANTOM_FILE = Path(__file__).resolve().parent / "Resources" / "SampleData" / f"
 PHANTOM_SHA256 = (
     "59b6f06050ec7c868708477a31c8af1b746080a1c0326df3b5b13229a0b8ff98"  # Scripts/make_sample_data.py
 )
-PHANTOM_ROIS = {"LV blood": "lv_blood", "RV blood": "rv_blood", "Myocardium": "myocardium"}  # segment: mask
 POLL_INTERVAL_MS = 200
 LOG_LINES = 2000  # lines the panel's log keeps
 
@@ -86,6 +86,15 @@ def registerSampleData():
         thumbnailFileName=str(Path(__file__).resolve().parent / "Resources" / "Icons" / "PerfGenSR.png"),
         loadFileType="SequenceFile",
     )
+
+
+@contextlib.contextmanager
+def showErrors(message: str, waitCursor: bool = False):
+    """``slicer.util.tryWithErrorDisplay``, with engine errors worded for the panel (no CLI flags)."""
+    from PerfGenSRSlicer.engineinfo import user_errors
+
+    with slicer.util.tryWithErrorDisplay(message, waitCursor=waitCursor), user_errors():
+        yield
 
 
 #
@@ -358,13 +367,13 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # --- background run --------------------------------------------------------------------------
 
     def onInstall(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Installing the engine packages failed.", waitCursor=True):
+        with showErrors("Installing the engine packages failed.", waitCursor=True):
             if self.logic.installDependencies():
                 self.ui.statusLabel.text = "Engine packages installed."
         self.refreshEngineChoices()
 
     def onLoadSample(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Loading the sample study failed.", waitCursor=True):
+        with showErrors("Loading the sample study failed.", waitCursor=True):
             self._parameterNode.inputSequence = self.logic.loadSample()
 
     def onApplyButton(self) -> None:
@@ -414,7 +423,9 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 lrFraction=run["fraction"],
             )
         except Exception as error:  # a PerfGenError from the engine, or an OS error starting it
-            self.methodFinished(f"{self.methodLabel(method)} could not start: {error}")
+            from PerfGenSRSlicer.engineinfo import user_message
+
+            self.methodFinished(f"{self.methodLabel(method)} could not start: {user_message(error)}")
             return
         self._timer.start()
         self.updateGUIFromParameterNode()
@@ -450,8 +461,10 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         try:
             result = run["job"].result()
-        except Exception as error:  # the engine's one-line message
-            self.methodFinished(f"{self.methodLabel(run['method'])} failed: {error}")
+        except Exception as error:  # the engine's one-line message (process.engine_error)
+            from PerfGenSRSlicer.engineinfo import user_message
+
+            self.methodFinished(f"{self.methodLabel(run['method'])} failed: {user_message(error)}")
             return
         self.methodFinished(result=result)
 
@@ -472,7 +485,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             run["failed"].append(error)
             self.appendLog(error)
         else:
-            with slicer.util.tryWithErrorDisplay("Adding the result to the scene failed.", waitCursor=True):
+            with showErrors("Adding the result to the scene failed.", waitCursor=True):
                 node = self.logic.addResult(
                     run["input"],
                     run["method"],
@@ -504,7 +517,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         added = f"Added {', '.join(run['added'])}." if run["added"] else "Nothing was added to the scene."
         self.ui.statusLabel.text = " ".join([*(f"{line}." for line in run["failed"]), added])
         if run["added"] and show:
-            with slicer.util.tryWithErrorDisplay("Showing the comparison failed.", waitCursor=True):
+            with showErrors("Showing the comparison failed.", waitCursor=True):
                 self.logic.showComparison(run["input"])
                 if self._curves[1] is not None:
                     self.logic.showCurves(run["input"], self._curves[1])
@@ -514,12 +527,15 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     @staticmethod
     def methodLabel(method: str) -> str:
-        return {"zeropad": "Zero-pad", "gan": "GAN", "perfgen": "PerfGen"}.get(method, method)
+        """The method's name, as its results are labelled."""
+        from PerfGenSRSlicer.results import resultLabel
+
+        return resultLabel(method)
 
     # --- ROIs and curves -------------------------------------------------------------------------
 
     def onCreateSegments(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Creating the ROI segments failed.", waitCursor=True):
+        with showErrors("Creating the ROI segments failed.", waitCursor=True):
             parameters = self._parameterNode
             parameters.segmentation = self.logic.createSegments(
                 parameters.segmentation, parameters.inputSequence
@@ -527,7 +543,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.openSegmentEditor(parameters.segmentation, parameters.inputSequence)
 
     def onComputeCurves(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Computing the curves failed.", waitCursor=True):
+        with showErrors("Computing the curves failed.", waitCursor=True):
             parameters = self._parameterNode
             self._curves = self.logic.computeCurves(
                 parameters.inputSequence, parameters.segmentation, *self._curves
@@ -540,7 +556,7 @@ class PerfGenSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.mainWindow(), "Save signal-time curves", "curves.csv", "CSV files (*.csv)"
         )
         if path:
-            with slicer.util.tryWithErrorDisplay("Saving the curves failed."):
+            with showErrors("Saving the curves failed."):
                 if not self.logic.saveCurves(self._curves[0], path):
                     raise RuntimeError(f"could not write {path}")
                 self.ui.statusLabel.text = f"Curves saved to {path}."
@@ -670,38 +686,38 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
     def addResult(self, inputSequenceNode, method, result, lrFraction=None, name="", replace=False):
         """Add one method's result as synchronized sequences of the input's browser, labelled with
         the method and ``name``; ``replace`` replaces an earlier result of that label."""
-        from PerfGenSRSlicer import scene
+        from PerfGenSRSlicer import results
 
-        return scene.addResultSequences(
+        return results.addResultSequences(
             slicer.mrmlScene,
             inputSequenceNode,
             method,
             result,
             lrFraction=lrFraction,
-            label=scene.resultLabel(method, name),
+            label=results.resultLabel(method, name),
             replace=replace,
         )
 
     def superResolve(self, inputSequenceNode, method: str = "perfgen", **options):
         """Super-resolve in this process (blocking; for scripts and tests); options as superResolveSequence."""
-        from PerfGenSRSlicer.scene import superResolveSequence
+        from PerfGenSRSlicer.results import superResolveSequence
 
         return superResolveSequence(slicer.mrmlScene, inputSequenceNode, method, **options)
 
     def showComparison(self, inputSequenceNode) -> None:
         """Side-by-side layout: one linked slice view per series (input, LR, each result, one
         window/level, each uncertainty as a colour overlay) above a plot view for the curves."""
-        from PerfGenSRSlicer import scene
+        from PerfGenSRSlicer import results, scene, views
 
-        sequences = scene.resultSequences(slicer.mrmlScene, inputSequenceNode)
+        sequences = results.resultSequences(slicer.mrmlScene, inputSequenceNode)
         browser = scene.browserForSequence(slicer.mrmlScene, inputSequenceNode)
         volumes = [browser.GetProxyNode(sequence) for sequence in sequences.values()]
         overlays = {
-            index: browser.GetProxyNode(sequence.GetNodeReference(scene.UNCERTAINTY_REFERENCE))
+            index: browser.GetProxyNode(sequence.GetNodeReference(results.UNCERTAINTY_REFERENCE))
             for index, sequence in enumerate(sequences.values())
-            if sequence.GetNodeReference(scene.UNCERTAINTY_REFERENCE) is not None
+            if sequence.GetNodeReference(results.UNCERTAINTY_REFERENCE) is not None
         }
-        description = scene.compareLayoutDescription(list(sequences))
+        description = views.compareLayoutDescription(list(sequences))
         layoutManager = slicer.app.layoutManager()
         layoutNode = layoutManager.layoutLogic().GetLayoutNode()
         if layoutNode.IsLayoutDescription(COMPARE_LAYOUT_ID):
@@ -709,9 +725,9 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
         else:
             layoutNode.AddLayoutDescription(COMPARE_LAYOUT_ID, description)
         layoutManager.setLayout(COMPARE_LAYOUT_ID)
-        scene.showInCompareViews(slicer.mrmlScene, volumes, overlays)
+        views.showInCompareViews(slicer.mrmlScene, volumes, overlays)
         scene.matchWindowLevel(inputSequenceNode, volumes)
-        for name in scene.compareViewNames(len(volumes)):
+        for name in views.compareViewNames(len(volumes)):
             sliceWidget = layoutManager.sliceWidget(name)
             if sliceWidget:
                 sliceWidget.sliceLogic().FitSliceToAll()
@@ -719,21 +735,21 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def showCurves(self, inputSequenceNode, chartNode) -> None:
         """Show the curves in the compare layout's plot view (opening that layout if needed)."""
-        from PerfGenSRSlicer import scene
+        from PerfGenSRSlicer import views
 
         if slicer.app.layoutManager().layout != COMPARE_LAYOUT_ID:
             self.showComparison(inputSequenceNode)
-        if not scene.showChartInCompareView(slicer.mrmlScene, chartNode):
+        if not views.showChartInCompareView(slicer.mrmlScene, chartNode):
             slicer.modules.plots.logic().ShowChartInLayout(chartNode)
 
     # --- ROIs and curves -------------------------------------------------------------------------
 
     def createSegments(self, segmentationNode, inputSequenceNode):
         """LV blood / RV blood / myocardium segments on the input's grid (a new segmentation if None)."""
-        from PerfGenSRSlicer import scene
+        from PerfGenSRSlicer import rois, scene
 
         browser = scene.browserForSequence(slicer.mrmlScene, inputSequenceNode)
-        return scene.createPerfusionSegments(
+        return rois.createPerfusionSegments(
             slicer.mrmlScene, segmentationNode, browser.GetProxyNode(inputSequenceNode)
         )
 
@@ -749,14 +765,14 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     def computeCurves(self, inputSequenceNode, segmentationNode, tableNode=None, chartNode=None):
         """Signal-time curves of each ROI for the input and every result made from it: (table, chart)."""
-        from PerfGenSRSlicer import scene
+        from PerfGenSRSlicer import results, rois
 
-        sequences = scene.resultSequences(slicer.mrmlScene, inputSequenceNode)
+        sequences = results.resultSequences(slicer.mrmlScene, inputSequenceNode)
         reusable = [
             node if node is not None and node.GetScene() is slicer.mrmlScene else None
             for node in (tableNode, chartNode)
         ]  # refill the last curves unless they were deleted
-        return scene.signalTimeCurves(
+        return rois.signalTimeCurves(
             slicer.mrmlScene, sequences, segmentationNode, tableNode=reusable[0], chartNode=reusable[1]
         )
 
@@ -801,7 +817,8 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
 
     def test_PerfGenSR_superResolveAndCurves(self):
         from PerfGenSRLib import phantom
-        from PerfGenSRSlicer import scene
+        from PerfGenSRLib.defaults import CURVE_ROIS, ROI_BY_KEY
+        from PerfGenSRSlicer import results, rois, scene
 
         logic = PerfGenSRLogic()
         self.delayDisplay("Loading the phantom perfusion study")
@@ -828,18 +845,18 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
             for sequence in (
                 zeropad,
                 perfgen,
-                perfgen.GetNodeReference(scene.UNCERTAINTY_REFERENCE),
-                zeropad.GetNodeReference(scene.LOW_RES_REFERENCE),
+                perfgen.GetNodeReference(results.UNCERTAINTY_REFERENCE),
+                zeropad.GetNodeReference(results.LOW_RES_REFERENCE),
             ):
                 self.assertEqual(
                     [sequence.GetNthIndexValue(i) for i in range(sequence.GetNumberOfDataNodes())], values
                 )
                 self.assertTrue(browser.IsSynchronizedSequenceNode(sequence.GetID(), True))
                 self.assertIsNotNone(browser.GetProxyNode(sequence))
-                self.assertIs(sequence.GetNodeReference(scene.SOURCE_REFERENCE), inputSequence)
+                self.assertIs(sequence.GetNodeReference(results.SOURCE_REFERENCE), inputSequence)
             self.assertIs(
-                perfgen.GetNodeReference(scene.LOW_RES_REFERENCE),
-                zeropad.GetNodeReference(scene.LOW_RES_REFERENCE),
+                perfgen.GetNodeReference(results.LOW_RES_REFERENCE),
+                zeropad.GetNodeReference(results.LOW_RES_REFERENCE),
             )
             self.assertEqual(scene.scalarType(perfgen), scene.scalarType(inputSequence))  # int16 kept
             logic.showComparison(inputSequence)
@@ -851,21 +868,23 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
         self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 3)
         reference = scene.browserForSequence(slicer.mrmlScene, inputSequence).GetProxyNode(inputSequence)
         masks = phantom.make_phantom(0, frames=2).masks  # the phantom's true ROIs stand in for drawn ones
-        for segmentName, maskName in PHANTOM_ROIS.items():
-            scene.setSegmentFromMask(slicer.mrmlScene, segmentation, segmentName, masks[maskName], reference)
-        rois = len(scene.segmentMasks(segmentation, reference))
-        self.assertEqual(rois, len(PHANTOM_ROIS))
+        for key in CURVE_ROIS:  # the segments createSegments made, by name
+            rois.setSegmentFromMask(
+                slicer.mrmlScene, segmentation, ROI_BY_KEY[key].name, masks[key], reference
+            )
+        painted = len(rois.segmentMasks(segmentation, reference))
+        self.assertEqual(painted, len(CURVE_ROIS))
         table, chart = logic.computeCurves(inputSequence, segmentation)
-        methods = len(scene.resultSequences(slicer.mrmlScene, inputSequence))
+        methods = len(results.resultSequences(slicer.mrmlScene, inputSequence))
         self.assertEqual(table.GetTable().GetNumberOfRows(), frames)
-        self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), rois * methods)
-        self.assertEqual(table.GetTable().GetNumberOfColumns(), 1 + rois * methods)
+        self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), painted * methods)
+        self.assertEqual(table.GetTable().GetNumberOfColumns(), 1 + painted * methods)
         logging.info("PerfGenSR self-test (logic) passed")
         self.delayDisplay("Test passed")
 
     def test_PerfGenSR_inTheApplication(self):
         """What only the application shows: run from the Slicer GUI (see README, "Self-test")."""
-        from PerfGenSRSlicer import scene
+        from PerfGenSRSlicer import results, rois, scene, views
 
         torchBefore = "torch" in sys.modules
         self.delayDisplay("Opening the panel does not import torch")
@@ -905,8 +924,8 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
         self.assertIsNone(widget._run)
         self.assertIn("Added", widget.ui.statusLabel.text)
         self.assertTrue(widget.ui.logTextEdit.toPlainText().strip())
-        found = scene.resultSequences(slicer.mrmlScene, sequence)
-        self.assertIn("zero-pad (self-test)", found)
+        found = results.resultSequences(slicer.mrmlScene, sequence)
+        self.assertIn("LR (zero-pad) (self-test)", found)
         layoutManager = slicer.app.layoutManager()
         self.assertEqual(layoutManager.layout, COMPARE_LAYOUT_ID)
 
@@ -915,7 +934,7 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
         from PerfGenSRLib import phantom
 
         proxy = browser.GetProxyNode(sequence)
-        scene.setSegmentFromMask(
+        rois.setSegmentFromMask(
             slicer.mrmlScene,
             segmentation,
             "LV blood",
@@ -925,7 +944,7 @@ class PerfGenSRTest(ScriptedLoadableModuleTest):
         table, chart = widget.logic.computeCurves(sequence, segmentation)
         widget.logic.showCurves(sequence, chart)
         self.assertEqual(layoutManager.layout, COMPARE_LAYOUT_ID)
-        plotView = scene.comparePlotView(slicer.mrmlScene)
+        plotView = views.comparePlotView(slicer.mrmlScene)
         self.assertIsNotNone(plotView)
         self.assertEqual(plotView.GetPlotChartNodeID(), chart.GetID())
         self.delayDisplay("Test passed")

@@ -1,12 +1,15 @@
-"""What the Slicer panel needs to know about the engine without importing it (no torch, no
-safetensors in Slicer's process): which packages are missing or too old, which models are bundled
-and what they are (read from their JSON descriptions and model cards), and which devices to offer.
+"""What the Slicer panel needs to know about the engine without importing its heavy part (no torch,
+no safetensors in Slicer's process; of the engine only the standard-library-only ``defaults`` and
+``errors`` are imported): which packages are missing or too old, which models are bundled
+and what they are (read from their JSON descriptions and model cards), which devices to offer, and how to word the
+engine's error messages for the panel (:func:`user_message`).
 Devices need torch, so they are asked of an engine process: ``python -m PerfGenSRSlicer.engineinfo``
 prints them as one JSON line (:func:`probe_command`, parsed by :func:`parse_probe`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -14,6 +17,9 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from PerfGenSRLib.defaults import LEARNED_METHODS
+from PerfGenSRLib.errors import PerfGenError
 
 # pip name -> minimum version: the engine's dependencies (pyproject.toml; a test keeps them equal)
 REQUIREMENTS = {
@@ -30,7 +36,6 @@ REQUIREMENTS = {
 TORCH = "torch"  # installed through the PyTorch extension (PyTorchUtils), not plain pip
 MODELS_DIR_ENV = "PERFGEN_MODELS_DIR"  # as PerfGenSRLib.models: overrides the bundled models folder
 MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
-LEARNED_METHODS = ("gan", "perfgen")
 BUNDLED = ""  # a model setting meaning "the bundled model": nothing machine-specific is saved
 
 
@@ -163,6 +168,32 @@ def model_info(method: str, setting: str) -> ModelInfo | None:
         )
     except (OSError, ValueError, AttributeError):
         return ModelInfo(path, chosen is None, card=card, problem="no readable description (.json) beside it")
+
+
+# --- error messages ---------------------------------------------------------------------------------
+
+_PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")  # the engine names a parameter: `steps`
+_FLAG = re.compile(r"(?<![\w/.-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)\b")  # the command line's spelling: --steps
+
+
+def user_message(error: BaseException | str) -> str:
+    """The message of an engine error as the panel shows it: parameters by name, never as CLI flags.
+
+    The engine names a parameter in backticks (`` `steps` must be between 1 and 2000 ``) and its
+    command line turns that into the flag (``--steps``); either reads here as the name in words
+    (``steps``, ``measured lines``), as the panel's settings are named. The rest is kept as it is.
+    """
+    text = _PARAMETER.sub(lambda match: match.group(1).replace("_", " "), str(error))
+    return _FLAG.sub(lambda match: match.group(1).replace("-", " "), text)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Re-raise an engine error (:class:`PerfGenError`, of the same type) worded by :func:`user_message`."""
+    try:
+        yield
+    except PerfGenError as error:
+        raise type(error)(user_message(error)) from error
 
 
 # --- devices ----------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ PerfGenSRLib.cli ... --progress-lines``, read its ``PROGRESS <done> <total>`` li
 report them through a non-blocking :meth:`BackgroundProcess.poll` with the elapsed time and an
 estimate of the time left, hand every other output line to the caller (:meth:`read_log`), stop the
 whole process tree on cancel (and every running one with :func:`cancel_all`, e.g. when Slicer quits),
-hide the console window on Windows, and keep the last line of stderr as the error message. No Qt:
-the caller polls (in Slicer from a ``qt.QTimer``).
+hide the console window on Windows, and keep the tail of stderr for the error message. No Qt: the
+caller polls (in Slicer from a ``qt.QTimer``).
 
 :class:`SuperResolveJob` adds the frame exchange: the study goes to a temporary ``.npy``, the
 result (and uncertainty) come back the same way and get the input's geometry again.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,6 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -37,6 +37,8 @@ from PerfGenSRLib.io import Study, write_study
 
 PROGRESS_PREFIX = "PROGRESS"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding PerfGenSRLib
+# how ``PerfGenSRLib.cli`` reports a user error: one line, and for a refused option a pointer to --help
+CLI_ERROR = re.compile(r"perfgen-sr [\w-]+: error: (?P<message>.*?)(?: \(see perfgen-sr .*--help\))?")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,25 @@ def engine_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def engine_error(stderr: Sequence[str], returncode: int | None) -> str:
+    """The message of a failed engine run, from the tail of its stderr: the command line's one-line
+    error without its ``perfgen-sr <command>: error:`` prefix; else, after a traceback, its last line
+    (the exception); else the exit status (a killed process writes nothing)."""
+    for line in reversed(stderr):
+        match = CLI_ERROR.fullmatch(line.strip())
+        if match:
+            return match.group("message")
+    if any(line.startswith("Traceback (most recent call last)") for line in stderr):
+        return stderr[-1].strip()
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"the engine was stopped ({name}) before it finished"
+    return f"the engine exited with status {returncode}"
 
 
 class BackgroundProcess:
@@ -247,8 +268,15 @@ class BackgroundProcess:
             pass
 
 
-class SuperResolveResult(NamedTuple):
-    """What a background super-resolution gives back (the fields of ``sample.SuperResolution``)."""
+@dataclass(frozen=True)
+class SuperResolveResult:
+    """What a background super-resolution gives back, for :func:`results.addResultSequences`.
+
+    The fields, and their meaning, are those of the engine's ``PerfGenSRLib.sample.SuperResolution``
+    (a test keeps the names equal). It is a type of its own only because ``sample`` imports torch
+    at its top, and this module runs in Slicer's process, which never imports torch; once the
+    engine's result type lives in a torch-free module, this one can be that type.
+    """
 
     study: Study
     uncertainty: Study | None
@@ -338,7 +366,8 @@ class SuperResolveJob:
         self.cleanup()
 
     def result(self) -> SuperResolveResult:
-        """The result of a finished run; raises the run's error (or Cancelled) as a PerfGenError."""
+        """The result of a finished run; raises the run's error (:func:`engine_error`) or Cancelled
+        as a PerfGenError."""
         progress = self.process.poll()
         if self.process.cancelled:
             raise Cancelled("cancelled by the user; nothing was added")
@@ -346,8 +375,7 @@ class SuperResolveJob:
             raise PerfGenError("the super-resolution is still running; wait for it to finish")
         try:
             if progress.returncode != 0:
-                message = self.process.error_message or f"the engine exited with status {progress.returncode}"
-                raise PerfGenError(message)
+                raise PerfGenError(engine_error(self.process.stderr.splitlines(), progress.returncode))
             return SuperResolveResult(
                 study=self._read(self.output_path),
                 uncertainty=self._read(self.uncertainty_path) if self.uncertainty_path else None,

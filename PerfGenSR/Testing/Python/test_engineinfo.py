@@ -119,3 +119,44 @@ def test_the_device_probe_runs_in_an_engine_process():
     assert devices[0] == engineinfo.CPU and all(device for _, device in devices)
     assert json.loads(result.stdout.splitlines()[-1])["devices"][0] == ["CPU", "cpu"]
     assert engineinfo.parse_probe(["torch could not be imported", "not json"]) == [engineinfo.CPU]
+
+
+@pytest.mark.parametrize(
+    "engine, shown",
+    [
+        ("`steps` must be between 1 and 2000, got 5000", "steps must be between 1 and 2000, got 5000"),
+        ("--steps must be between 1 and 2000, got 5000", "steps must be between 1 and 2000, got 5000"),
+        (
+            "`measured_lines` must be between 1 and 96, got 0",
+            "measured lines must be between 1 and 96, got 0",
+        ),
+        (
+            "--measured-lines must be between 1 and 96, got 0",
+            "measured lines must be between 1 and 96, got 0",
+        ),
+        ("`samples` and `batch` must be at least 1", "samples and batch must be at least 1"),
+        (
+            "out of GPU memory even with --batch 1; use --device cpu",
+            "out of GPU memory even with batch 1; use device cpu",
+        ),
+        ("no bundled gan model; give one with `model`", "no bundled gan model; give one with model"),
+        ("/tmp/a--b/x.npy: no such file or folder", "/tmp/a--b/x.npy: no such file or folder"),  # paths kept
+        ("the LR fraction must be in (0, 1], got 1.5", "the LR fraction must be in (0, 1], got 1.5"),
+        ("give magnitude images (`np.abs` of the data)", "give magnitude images (`np.abs` of the data)"),
+        ("", ""),
+    ],
+)
+def test_engine_messages_name_parameters_not_command_line_flags(engine, shown):
+    assert engineinfo.user_message(engine) == shown
+    assert engineinfo.user_message(ValueError(engine)) == shown
+
+
+def test_engine_errors_are_reraised_worded_and_of_their_type():
+    from PerfGenSRLib.errors import Cancelled, PerfGenError
+
+    with pytest.raises(PerfGenError, match="^steps must be at least 1$"), engineinfo.user_errors():
+        raise PerfGenError("`steps` must be at least 1")
+    with pytest.raises(Cancelled, match="^cancelled by the user$"), engineinfo.user_errors():
+        raise Cancelled("cancelled by the user")
+    with pytest.raises(ValueError, match="`steps`"), engineinfo.user_errors():  # not the engine's: as is
+        raise ValueError("`steps`")

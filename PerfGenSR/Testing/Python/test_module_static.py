@@ -153,7 +153,8 @@ def test_module_does_no_numerics(tree):
         if isinstance(node, ast.ImportFrom) and node.module in ("PerfGenSRLib", "PerfGenSRSlicer")
         for alias in node.names
     }
-    assert {"scene", "process", "engineinfo"} <= delegates  # scene logic, background runs, the engine
+    # the scene logic (sequences, results, ROIs and curves, views), background runs, the engine
+    assert {"scene", "results", "rois", "views", "process", "engineinfo"} <= delegates
     # opening the panel asks only torch-free modules; torch-importing engine modules only in the test
     test_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PerfGenSRTest")
     outside_test = {
@@ -241,7 +242,7 @@ def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
     test.setUp()
     test.test_PerfGenSR_superResolveAndCurves()
 
-    from PerfGenSRSlicer import scene
+    from PerfGenSRSlicer import results, scene
 
     phantom_sequence = compared[0]
     assert (
@@ -249,7 +250,12 @@ def test_self_test_logic_runs_on_real_mrml(monkeypatch, tmp_path):
     )
     assert shown_browsers == [sequences_logic.GetFirstBrowserNodeForSequenceNode(phantom_sequence)]
     assert registered[0]["loadFileType"] == "SequenceFile" and "customDownloader" not in registered[0]
-    assert list(scene.resultSequences(mrml, phantom_sequence)) == ["Input", "LR 35%", "zero-pad", "PerfGen"]
+    assert list(results.resultSequences(mrml, phantom_sequence)) == [
+        "Input",
+        "LR 35%",
+        "LR (zero-pad)",
+        "PerfGen",
+    ]
     assert mrml.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode") == 3 * 4
 
 

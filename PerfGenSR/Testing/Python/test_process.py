@@ -1,6 +1,7 @@
 """Background runs: progress lines read without blocking, cancel stops the whole process tree, the
 last stderr line becomes the error, and a real ``perfgen-sr super-resolve`` round trip through files."""
 
+import dataclasses
 import os
 import sys
 import time
@@ -13,7 +14,13 @@ from PerfGenSRLib import kspace
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.io import Study
 from PerfGenSRSlicer import process as background
-from PerfGenSRSlicer.process import BackgroundProcess, Progress, SuperResolveJob, parse_progress
+from PerfGenSRSlicer.process import (
+    BackgroundProcess,
+    Progress,
+    SuperResolveJob,
+    SuperResolveResult,
+    parse_progress,
+)
 
 
 def poll_until(process, condition, timeout=20.0) -> Progress:
@@ -83,6 +90,34 @@ def test_failure_reports_the_last_stderr_line():
     )
 
 
+CLI_FAILURE = "perfgen-sr super-resolve: error: no bundled gan model; give one with --model"
+
+
+@pytest.mark.parametrize(
+    "stderr, returncode, message",
+    [
+        (["input.npy: 4 frames of 24x20", CLI_FAILURE], 2, "no bundled gan model; give one with --model"),
+        (
+            [
+                "perfgen-sr super-resolve: error: argument --steps: must be >= 1 (see perfgen-sr super-resolve --help)"
+            ],
+            2,
+            "argument --steps: must be >= 1",
+        ),
+        ([CLI_FAILURE, "Exception ignored in: <tqdm>"], 2, "no bundled gan model; give one with --model"),
+        (
+            ["input.npy: 4 frames", "Traceback (most recent call last):", '  File "x"', "RuntimeError: boom"],
+            1,
+            "RuntimeError: boom",
+        ),
+        (["input.npy: 4 frames of 24x20"], -9, "the engine was stopped (SIGKILL) before it finished"),
+        ([], 3, "the engine exited with status 3"),
+    ],
+)
+def test_a_failed_run_reports_the_engines_message_not_its_last_line(stderr, returncode, message):
+    assert background.engine_error(stderr, returncode) == message
+
+
 def test_cancel_kills_the_process_and_its_children(tmp_path):
     pid_file = tmp_path / "child.pid"
     script = (
@@ -141,6 +176,13 @@ def test_super_resolve_job_round_trip_through_the_real_cli():
     assert result.study.spacing == study.spacing and result.study.origin == study.origin
     np.testing.assert_array_equal(result.study.frame_times, study.frame_times)
     assert not job.workdir.exists()  # exchange files removed
+
+
+def test_a_background_result_has_the_fields_of_the_engines_result():
+    from PerfGenSRLib.sample import SuperResolution  # imports torch: the test's process, not Slicer's
+
+    names = [field.name for field in dataclasses.fields(SuperResolveResult)]
+    assert names == [field.name for field in dataclasses.fields(SuperResolution)]
 
 
 def test_super_resolve_job_error_and_cancel_are_person_readable(tmp_path):

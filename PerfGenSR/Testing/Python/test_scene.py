@@ -11,9 +11,10 @@ import vtk
 from vtk.util import numpy_support
 
 from PerfGenSRLib import kspace
+from PerfGenSRLib.defaults import ROI_BY_KEY
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.io import Study
-from PerfGenSRSlicer import scene
+from PerfGenSRSlicer import results, rois, scene, views
 
 T, H, W = 6, 32, 28
 LV = ((15, 10), 5.0)  # (row, column) centre, radius
@@ -157,7 +158,7 @@ def test_super_resolved_sequences_join_the_input_browser(mrml, input_sequence):
     values_before = index_values(input_sequence)
     browser = scene.sequencesLogic(mrml).GetFirstBrowserNodeForSequenceNode(input_sequence)
     reports = []
-    result = scene.superResolveSequence(
+    result = results.superResolveSequence(
         mrml,
         input_sequence,
         "zeropad",
@@ -165,8 +166,8 @@ def test_super_resolved_sequences_join_the_input_browser(mrml, input_sequence):
         progress=lambda done, total: reports.append((done, total)),
     )
     assert reports[-1] == (T, T)
-    low_res = result.GetNodeReference(scene.LOW_RES_REFERENCE)
-    assert result.GetNodeReference(scene.UNCERTAINTY_REFERENCE) is None
+    low_res = result.GetNodeReference(results.LOW_RES_REFERENCE)
+    assert result.GetNodeReference(results.UNCERTAINTY_REFERENCE) is None
     for sequence in (result, low_res):
         assert sequence.GetScene() is mrml
         assert sequence.GetNumberOfDataNodes() == T
@@ -182,7 +183,7 @@ def test_super_resolved_sequences_join_the_input_browser(mrml, input_sequence):
     expected_lr = kspace.degrade(before.frames, 0.5)
     np.testing.assert_allclose(scene.sequenceToArray(low_res).frames, expected_lr, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(scene.sequenceToArray(result).frames, expected_lr, rtol=1e-5, atol=1e-4)
-    assert result.GetAttribute(scene.METHOD) == "zeropad"
+    assert result.GetAttribute(results.METHOD) == "zeropad"
     assert low_res.GetName() == "Perfusion LR 50%"
     # the input is untouched
     after = scene.sequenceToArray(input_sequence)
@@ -190,17 +191,22 @@ def test_super_resolved_sequences_join_the_input_browser(mrml, input_sequence):
     assert index_values(input_sequence) == values_before
     assert after.origin == before.origin and after.spacing == before.spacing
     # the same LR series is shared by a second method, and all are found again from the input
-    second = scene.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.5)
-    assert second.GetNodeReference(scene.LOW_RES_REFERENCE) is low_res
+    second = results.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.5)
+    assert second.GetNodeReference(results.LOW_RES_REFERENCE) is low_res
     assert len(synchronized(browser)) == 4  # input, one shared LR, two results
-    found = scene.resultSequences(mrml, input_sequence)
-    assert list(found) == ["Input", "LR 50%", "zero-pad", "zero-pad 2"]  # the earlier run stays comparable
-    assert found["zero-pad"] is result and found["zero-pad 2"] is second
-    assert second.GetName() == "Perfusion zero-pad 2"
+    found = results.resultSequences(mrml, input_sequence)
+    assert list(found) == [
+        "Input",
+        "LR 50%",
+        "LR (zero-pad)",
+        "LR (zero-pad) 2",
+    ]  # the earlier run stays comparable
+    assert found["LR (zero-pad)"] is result and found["LR (zero-pad) 2"] is second
+    assert second.GetName() == "Perfusion LR (zero-pad) 2"
 
 
 def test_perfgen_with_samples_adds_an_uncertainty_sequence(mrml, input_sequence, tiny_model):
-    result = scene.superResolveSequence(
+    result = results.superResolveSequence(
         mrml,
         input_sequence,
         "perfgen",
@@ -210,9 +216,9 @@ def test_perfgen_with_samples_adds_an_uncertainty_sequence(mrml, input_sequence,
         samples=2,
         device="cpu",
     )
-    uncertainty = result.GetNodeReference(scene.UNCERTAINTY_REFERENCE)
+    uncertainty = result.GetNodeReference(results.UNCERTAINTY_REFERENCE)
     assert result.GetName() == "Perfusion PerfGen" and uncertainty.GetName() == "Perfusion PerfGen SD"
-    assert result.GetNodeReference(scene.LOW_RES_REFERENCE) is None  # no simulation: the input is the LR
+    assert result.GetNodeReference(results.LOW_RES_REFERENCE) is None  # no simulation: the input is the LR
     browser = scene.sequencesLogic(mrml).GetFirstBrowserNodeForSequenceNode(input_sequence)
     for sequence in (result, uncertainty):
         assert sequence.GetNumberOfDataNodes() == T
@@ -227,11 +233,11 @@ def test_perfgen_with_samples_adds_an_uncertainty_sequence(mrml, input_sequence,
 def test_nothing_is_added_on_cancel_or_invalid_options(mrml, input_sequence):
     before = node_ids(mrml)
     with pytest.raises(Cancelled):
-        scene.superResolveSequence(mrml, input_sequence, "zeropad", cancel=lambda: True)
+        results.superResolveSequence(mrml, input_sequence, "zeropad", cancel=lambda: True)
     with pytest.raises(PerfGenError, match="LR fraction"):
-        scene.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=1.7)
+        results.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=1.7)
     with pytest.raises(PerfGenError, match="unknown method"):
-        scene.superResolveSequence(mrml, input_sequence, "bicubic")
+        results.superResolveSequence(mrml, input_sequence, "bicubic")
     assert node_ids(mrml) == before
 
 
@@ -240,28 +246,28 @@ def test_nothing_is_added_on_cancel_or_invalid_options(mrml, input_sequence):
 
 def test_perfusion_segments_are_created_once(mrml, input_sequence):
     proxy = scene.browserForSequence(mrml, input_sequence).GetProxyNode(input_sequence)
-    segmentation_node = scene.createPerfusionSegments(mrml, None, proxy)
+    segmentation_node = rois.createPerfusionSegments(mrml, None, proxy)
     segmentation = segmentation_node.GetSegmentation()
     names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
     assert names == ["LV blood", "RV blood", "Myocardium"]
     assert segmentation.GetSegment(
         segmentation.GetSegmentIdBySegmentName("LV blood")
-    ).GetColor() == pytest.approx(scene.PERFUSION_SEGMENTS[0][1])
-    assert scene.createPerfusionSegments(mrml, segmentation_node, proxy) is segmentation_node
+    ).GetColor() == pytest.approx(ROI_BY_KEY["lv_blood"].colour)
+    assert rois.createPerfusionSegments(mrml, segmentation_node, proxy) is segmentation_node
     assert segmentation.GetNumberOfSegments() == 3
 
 
 def test_signal_time_curves_table_and_chart(mrml, input_sequence):
-    zeropad = scene.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.6)
-    low_res = zeropad.GetNodeReference(scene.LOW_RES_REFERENCE)
+    zeropad = results.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.6)
+    low_res = zeropad.GetNodeReference(results.LOW_RES_REFERENCE)
     volume = input_sequence.GetNthDataNode(0)
-    segmentation_node = scene.createPerfusionSegments(mrml, None, volume)
-    scene.setSegmentFromMask(mrml, segmentation_node, "LV blood", disc(*LV), volume)
-    scene.setSegmentFromMask(
+    segmentation_node = rois.createPerfusionSegments(mrml, None, volume)
+    rois.setSegmentFromMask(mrml, segmentation_node, "LV blood", disc(*LV), volume)
+    rois.setSegmentFromMask(
         mrml, segmentation_node, "RV blood", disc(*RV)[None], volume
     )  # the myocardium stays empty
-    sequences = {"Input": input_sequence, "LR": low_res, "zero-pad": zeropad}
-    table, chart = scene.signalTimeCurves(mrml, sequences, segmentation_node)
+    sequences = {"Input": input_sequence, "LR": low_res, "LR (zero-pad)": zeropad}
+    table, chart = rois.signalTimeCurves(mrml, sequences, segmentation_node)
 
     vtk_table = table.GetTable()
     columns = [vtk_table.GetColumn(i).GetName() for i in range(vtk_table.GetNumberOfColumns())]
@@ -291,7 +297,7 @@ def test_signal_time_curves_table_and_chart(mrml, input_sequence):
 
     # refilling the same nodes replaces the series instead of piling them up
     plot_count = mrml.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode")
-    again = scene.signalTimeCurves(
+    again = rois.signalTimeCurves(
         mrml, {"Input": input_sequence}, segmentation_node, tableNode=table, chartNode=chart
     )
     assert again == (table, chart)
@@ -301,16 +307,16 @@ def test_signal_time_curves_table_and_chart(mrml, input_sequence):
 
 def test_curves_need_a_painted_segment_and_masks_must_fit(mrml, input_sequence):
     volume = input_sequence.GetNthDataNode(0)
-    segmentation_node = scene.createPerfusionSegments(mrml, None, volume)
+    segmentation_node = rois.createPerfusionSegments(mrml, None, volume)
     with pytest.raises(PerfGenError, match="Segment Editor"):
-        scene.signalTimeCurves(mrml, {"Input": input_sequence}, segmentation_node)
+        rois.signalTimeCurves(mrml, {"Input": input_sequence}, segmentation_node)
     with pytest.raises(PerfGenError, match="does not fit"):
-        scene.setSegmentFromMask(mrml, segmentation_node, "LV blood", np.ones((H, W + 1), bool), volume)
-    segment_id = scene.setSegmentFromMask(
+        rois.setSegmentFromMask(mrml, segmentation_node, "LV blood", np.ones((H, W + 1), bool), volume)
+    segment_id = rois.setSegmentFromMask(
         mrml, segmentation_node, "defect", disc((12, 14), 3.0), volume, (1, 1, 0)
     )
     assert segmentation_node.GetSegmentation().GetNumberOfSegments() == 4
-    masks = scene.segmentMasks(segmentation_node, volume)
+    masks = rois.segmentMasks(segmentation_node, volume)
     assert list(masks) == ["defect"] and segment_id == "defect"
     np.testing.assert_array_equal(masks["defect"][0], disc((12, 14), 3.0))
 
@@ -319,20 +325,20 @@ def test_curves_need_a_painted_segment_and_masks_must_fit(mrml, input_sequence):
 
 
 def test_compare_layout_and_linked_views(mrml, input_sequence):
-    labels = ["Input", "LR 35%", "zero-pad", "GAN", "PerfGen"]
-    root = ET.fromstring(scene.compareLayoutDescription(labels))
-    views = [v.get("singletontag") for v in root.iter("view")]
-    assert views == [*scene.compareViewNames(5), scene.COMPARE_PLOT_VIEW]  # the curves' plot view below
+    labels = ["Input", "LR 35%", "LR (zero-pad)", "GAN", "PerfGen"]
+    root = ET.fromstring(views.compareLayoutDescription(labels))
+    tags = [v.get("singletontag") for v in root.iter("view")]
+    assert tags == [*views.compareViewNames(5), views.COMPARE_PLOT_VIEW]  # the curves' plot view below
     assert root.get("type") == "vertical" and len(root.findall("item/layout")) == 2  # over four: two rows
-    assert len(ET.fromstring(scene.compareLayoutDescription(labels[:3])).findall("item/layout")) == 1
+    assert len(ET.fromstring(views.compareLayoutDescription(labels[:3])).findall("item/layout")) == 1
 
-    result = scene.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.35)
+    result = results.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.35)
     browser = scene.browserForSequence(mrml, input_sequence)
     volumes = [
         browser.GetProxyNode(s)
-        for s in (input_sequence, result.GetNodeReference(scene.LOW_RES_REFERENCE), result)
+        for s in (input_sequence, result.GetNodeReference(results.LOW_RES_REFERENCE), result)
     ]
-    for name in scene.compareViewNames(3):  # what Slicer's layout manager creates for the layout
+    for name in views.compareViewNames(3):  # what Slicer's layout manager creates for the layout
         slice_node = slicer.vtkMRMLSliceNode()
         slice_node.SetLayoutName(name)
         mrml.AddNode(slice_node)
@@ -340,17 +346,17 @@ def test_compare_layout_and_linked_views(mrml, input_sequence):
         composite.SetLayoutName(name)
         mrml.AddNode(composite)
     overlay = volumes[1]  # stands in for an uncertainty proxy
-    assert scene.showInCompareViews(mrml, volumes, overlays={2: overlay}) == 3
+    assert views.showInCompareViews(mrml, volumes, overlays={2: overlay}) == 3
     composites = mrml.GetNodesByClass("vtkMRMLSliceCompositeNode")
     shown = {composites.GetItemAsObject(i).GetLayoutName(): composites.GetItemAsObject(i) for i in range(3)}
-    for name, volume in zip(scene.compareViewNames(3), volumes, strict=True):
+    for name, volume in zip(views.compareViewNames(3), volumes, strict=True):
         assert shown[name].GetBackgroundVolumeID() == volume.GetID()
         assert shown[name].GetLinkedControl()
-    third = shown[scene.compareViewNames(3)[2]]
+    third = shown[views.compareViewNames(3)[2]]
     assert third.GetForegroundVolumeID() == overlay.GetID()
-    assert third.GetForegroundOpacity() == pytest.approx(scene.UNCERTAINTY_OPACITY)
-    assert overlay.GetDisplayNode().GetColorNodeID() == scene.UNCERTAINTY_COLOR_NODE_ID
-    assert shown[scene.compareViewNames(3)[0]].GetForegroundVolumeID() is None
+    assert third.GetForegroundOpacity() == pytest.approx(views.UNCERTAINTY_OPACITY)
+    assert overlay.GetDisplayNode().GetColorNodeID() == views.UNCERTAINTY_COLOR_NODE_ID
+    assert shown[views.compareViewNames(3)[0]].GetForegroundVolumeID() is None
     window, level = scene.matchWindowLevel(input_sequence, volumes[:1] + volumes[2:])
     assert all(v.GetDisplayNode().GetWindow() == pytest.approx(window) for v in volumes[::2])
     assert all(v.GetDisplayNode().GetLevel() == pytest.approx(level) for v in volumes[::2])
@@ -358,17 +364,17 @@ def test_compare_layout_and_linked_views(mrml, input_sequence):
 
 def test_curves_go_to_the_plot_view_of_the_compare_layout(mrml):
     chart = mrml.AddNewNodeByClass("vtkMRMLPlotChartNode")
-    assert not scene.showChartInCompareView(mrml, chart)  # no compare layout shown yet
+    assert not views.showChartInCompareView(mrml, chart)  # no compare layout shown yet
     plot_view = slicer.vtkMRMLPlotViewNode()
-    plot_view.SetLayoutName(scene.COMPARE_PLOT_VIEW)  # what the layout manager creates for the layout
+    plot_view.SetLayoutName(views.COMPARE_PLOT_VIEW)  # what the layout manager creates for the layout
     mrml.AddNode(plot_view)
-    assert scene.showChartInCompareView(mrml, chart)
+    assert views.showChartInCompareView(mrml, chart)
     assert plot_view.GetPlotChartNodeID() == chart.GetID()
 
 
 def test_results_find_their_input_after_import_into_a_scene_with_sequences(mrml, input_sequence, tmp_path):
     """Node references, not IDs in attributes: importing renames clashing IDs and keeps references."""
-    result = scene.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.5)
+    result = results.superResolveSequence(mrml, input_sequence, "zeropad", simulateFraction=0.5)
     mrml.SetSaveToXMLString(1)
     mrml.Commit()
     saved = mrml.GetSceneXMLString()
@@ -386,34 +392,34 @@ def test_results_find_their_input_after_import_into_a_scene_with_sequences(mrml,
         if other.GetNodesByName("Perfusion").GetItemAsObject(i).IsA("vtkMRMLSequenceNode")
     )
     assert imported_input is not unrelated
-    found = scene.resultSequences(other, imported_input)
-    assert list(found) == ["Input", "LR 50%", "zero-pad"]
-    assert found["zero-pad"].GetName() == result.GetName()
-    assert list(scene.resultSequences(other, unrelated)) == ["Input"]
+    found = results.resultSequences(other, imported_input)
+    assert list(found) == ["Input", "LR 50%", "LR (zero-pad)"]
+    assert found["LR (zero-pad)"].GetName() == result.GetName()
+    assert list(results.resultSequences(other, unrelated)) == ["Input"]
 
 
 def test_results_are_named_replaced_and_keep_an_exact_input_type(mrml):
     study = make_study()
     study = study.with_frames(np.round(study.frames))
-    int_input = scene._buildSequence(study, "Int", None, vtkType=vtk.VTK_SHORT)
+    int_input = scene.buildSequence(study, "Int", None, vtkType=vtk.VTK_SHORT)
     mrml.AddNode(int_input)
     scene.browserForSequence(mrml, int_input)
     assert scene.scalarType(int_input) == vtk.VTK_SHORT
-    first = scene.superResolveSequence(mrml, int_input, "zeropad", simulateFraction=0.5, label="test A")
+    first = results.superResolveSequence(mrml, int_input, "zeropad", simulateFraction=0.5, label="test A")
     assert first.GetName() == "Int test A"
     assert first.GetNthDataNode(0).GetImageData().GetScalarType() == vtk.VTK_SHORT
     np.testing.assert_array_equal(
         scene.sequenceToArray(first).frames, np.rint(kspace.degrade(study.frames, 0.5))
     )
-    again = scene.superResolveSequence(mrml, int_input, "zeropad", simulateFraction=0.5, label="test A")
+    again = results.superResolveSequence(mrml, int_input, "zeropad", simulateFraction=0.5, label="test A")
     assert again.GetName() == "Int test A 2"
-    replaced = scene.superResolveSequence(
+    replaced = results.superResolveSequence(
         mrml, int_input, "zeropad", simulateFraction=0.5, label="test A", replace=True
     )
-    found = scene.resultSequences(mrml, int_input)
+    found = results.resultSequences(mrml, int_input)
     assert list(found) == ["Input", "LR 50%", "test A 2", "test A"]
     assert found["test A"] is replaced and first.GetScene() is None
-    assert replaced.GetNodeReference(scene.LOW_RES_REFERENCE) is found["LR 50%"]  # the LR series stays
+    assert replaced.GetNodeReference(results.LOW_RES_REFERENCE) is found["LR 50%"]  # the LR series stays
 
 
 @pytest.mark.parametrize(
