@@ -6,6 +6,9 @@ scene work to ``PerfGenSRSlicer.scene`` and all computing to the engine. Opening
 imports torch or safetensors: packages and models are checked by ``PerfGenSRSlicer.engineinfo``
 (torch-free) and the devices are asked of an engine process. Both packages are imported inside
 functions, so loading the module at Slicer start-up stays light.
+
+Longer than 500 lines because Slicer finds a scripted module's Widget, Logic and Test classes by
+name in this one file; everything else lives in ``PerfGenSRSlicer``.
 """
 
 import contextlib

@@ -3,6 +3,9 @@
 Every option's range is checked by the parser and every output path by :mod:`.outputs`, both
 before any work; errors print one line. SIGINT, SIGTERM and SIGHUP stop a command cleanly
 (:mod:`.signals`), with exit status 128 + the signal's number.
+
+Longer than 500 lines because every subcommand's parser sits in one tree (``build_parser``), so the
+shared options (training, sampling, outputs) are written once and read alike in ``--help``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """First-pass perfusion series from DICOM folders into a :class:`~PerfGenSRLib.study.Study`, and
 super-resolved studies back out as a derived MR series.
 
+Longer than 500 lines because reading and writing share the header helpers (times, vectors,
+decimal strings) of the one format; each direction alone is under 400 lines.
+
 Reading (:func:`read_dicom_study`) accepts MR images only (a folder holding CT or any other
 modality is refused), in the three shapes scanners export: one series with an
 image per frame per slice (Siemens, GE, Philips classic: slices interleaved within each RR

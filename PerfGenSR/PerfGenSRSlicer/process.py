@@ -33,7 +33,8 @@ import numpy as np
 from PerfGenSRLib import kspace
 from PerfGenSRLib.defaults import DEFAULT_SAMPLER, samples_for
 from PerfGenSRLib.errors import Cancelled, PerfGenError
-from PerfGenSRLib.io import Study, write_study
+from PerfGenSRLib.io import write_study
+from PerfGenSRLib.study import Study
 
 PROGRESS_PREFIX = "PROGRESS"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding PerfGenSRLib

@@ -17,7 +17,7 @@ import vtk
 from vtk.util import numpy_support
 
 from PerfGenSRLib.errors import PerfGenError
-from PerfGenSRLib.io import Study, validate_frames
+from PerfGenSRLib.study import Study, validate_frames
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])  # its own inverse
 SECONDS_PER_UNIT = {

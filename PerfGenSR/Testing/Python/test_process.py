@@ -12,7 +12,7 @@ import pytest
 
 from PerfGenSRLib import kspace
 from PerfGenSRLib.errors import Cancelled, PerfGenError
-from PerfGenSRLib.io import Study
+from PerfGenSRLib.study import Study
 from PerfGenSRSlicer import process as background
 from PerfGenSRSlicer.process import (
     BackgroundProcess,

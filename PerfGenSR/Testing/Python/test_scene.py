@@ -13,7 +13,7 @@ from vtk.util import numpy_support
 from PerfGenSRLib import kspace
 from PerfGenSRLib.defaults import ROI_BY_KEY
 from PerfGenSRLib.errors import Cancelled, PerfGenError
-from PerfGenSRLib.io import Study
+from PerfGenSRLib.study import Study
 from PerfGenSRSlicer import results, rois, scene, views
 
 T, H, W = 6, 32, 28
