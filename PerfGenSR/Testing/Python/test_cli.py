@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from PerfGenSRLib import kspace
-from PerfGenSRLib.cli import build_parser, main
+from PerfGenSRLib.cli import as_flags, build_parser, main
 
 COMMANDS = ["demo", "phantom", "degrade", "curves", "super-resolve", "train"]
 
@@ -144,3 +144,24 @@ def test_bad_input_one_line_nonzero_nothing_written(tmp_path, capsys, case):
 def test_parser_defaults_follow_the_paper():
     args = build_parser().parse_args(["train", "--phantom-cases", "4", "--out", "x"])
     assert (args.steps, args.batch, args.lr, args.preset) == (50_000, 128, 3e-5, "paper")
+
+
+@pytest.mark.parametrize(
+    "engine, printed",
+    [
+        (
+            "`measured_lines` must be between 1 and 96, got 0",
+            "--measured-lines must be between 1 and 96, got 0",
+        ),
+        ("`samples` and `batch` must be at least 1", "--samples and --batch must be at least 1"),
+        (
+            "needs VGG19 weights (`vgg_weights` FILE.safetensors)",
+            "needs VGG19 weights (--vgg-weights FILE.safetensors)",
+        ),
+        ("add `overwrite` to replace it", "add --overwrite to replace it"),
+        ("train one with `perfgen-sr train-gan`", "train one with `perfgen-sr train-gan`"),  # a command, kept
+        ("`no_such_parameter` is wrong", "no_such_parameter is wrong"),  # no flag: the plain name
+    ],
+)
+def test_engine_parameters_are_printed_as_this_command_lines_flags(engine, printed):
+    assert as_flags(engine, build_parser()) == printed

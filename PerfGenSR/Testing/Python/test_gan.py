@@ -123,7 +123,7 @@ def test_loss_settings_and_the_perceptual_term(tmp_path):
             TrainConfig(preset="tiny", extra={"vgg_weights": str(tmp_path / "vgg.safetensors")}),
             Distributed(CPU),
         )
-    with pytest.raises(PerfGenError, match="--vgg-weights"):
+    with pytest.raises(PerfGenError, match="`vgg_weights`"):
         gan_losses(TrainConfig(extra={"perceptual": 0.1}))
     with pytest.raises(PerfGenError, match="unknown GAN setting"):
         gan_losses(TrainConfig(extra={"adversarial_weight": 0.1}))

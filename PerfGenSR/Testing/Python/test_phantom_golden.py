@@ -57,6 +57,15 @@ def fingerprint(seed: int, frames: int, options: dict) -> dict:
     return out
 
 
+def _numbers_approx(value):
+    """The parameters with every float compared to 1e-5 (the noise SD is measured on float32 frames)."""
+    if isinstance(value, dict):
+        return {k: _numbers_approx(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_approx(v) for v in value]
+    return pytest.approx(value, rel=1e-5) if isinstance(value, float) else value
+
+
 @pytest.fixture(scope="module")
 def golden():
     return json.loads(DATA.read_text())
@@ -71,13 +80,21 @@ def test_same_seed_same_study_as_stored(golden, case):
     expected = stored["fingerprint"]
     assert now["shape"] == expected["shape"] and now["heart_center"] == expected["heart_center"]
     assert now["labels_sha256"] == expected["labels_sha256"]
-    assert now["params"] == expected["params"]
+    assert now["params"] == _numbers_approx(expected["params"])
     assert now["spacing"] == pytest.approx(expected["spacing"], rel=1e-12)
     assert now["frame_times"] == pytest.approx(expected["frame_times"], rel=1e-12)
+    pixels = np.prod(expected["shape"][-2:])
     for name in ("frames", "truth"):
         scale = float(np.abs(expected[name]["mean"]).max())
-        for key in ("mean", "std", "projection"):
+        for key in ("mean", "std"):
             np.testing.assert_allclose(now[name][key], expected[name][key], rtol=1e-5, atol=1e-6 * scale)
+        # A projection sums every pixel with random signs, so it may be near 0: judge its change against
+        # the frame's norm. NumPy/SciPy releases move it by ~2e-6 of that norm (float32 rounding); any
+        # real change of the phantom by orders of magnitude more.
+        mean, std = (np.asarray(expected[name][key]) for key in ("mean", "std"))
+        norm = np.sqrt((mean**2 + std**2) * pixels)[:, None]
+        change = np.abs(np.asarray(now[name]["projection"]) - expected[name]["projection"]) / norm
+        assert change.max() < 2e-5, f"{name} projections moved by {change.max():.2e} of the frame norm"
     assert set(now["curves"]) == set(expected["curves"])
     for key, curve in expected["curves"].items():
         np.testing.assert_allclose(now["curves"][key], curve, rtol=1e-5, atol=1e-6 * max(map(abs, curve)))

@@ -597,7 +597,7 @@ SCENE_CASES = {  # case: (superResolveSequence options, input frames, what the m
     "legacy .pt": ({"model": "legacy.pt"}, None, "legacy PyTorch checkpoint"),
     "device tpu": ({"method": "zeropad", "device": "tpu"}, None, "unknown device 'tpu'"),
     "device cuda:9": ({"method": "zeropad", "device": "cuda:9"}, None, "device 'cuda:9'"),
-    "batch 0": ({"method": "zeropad", "batch": 0}, None, "--batch must be at least 1"),
+    "batch 0": ({"method": "zeropad", "batch": 0}, None, "`batch` must be at least 1"),
     "single frame": ({"method": "zeropad"}, "one_frame.npy", "needs at least 2 frames"),
     "NaN/Inf values": ({"method": "zeropad"}, "nan.npy", "NaN/Inf values"),
 }
@@ -607,7 +607,7 @@ SCENE_CASES = {  # case: (superResolveSequence options, input frames, what the m
 def test_scene_refuses_bad_options_and_adds_nothing(case, inputs):
     import slicer
 
-    from PerfGenSRSlicer import scene
+    from PerfGenSRSlicer import results, scene
 
     options, frames, message = SCENE_CASES[case]
     if "model" in options:
@@ -618,7 +618,7 @@ def test_scene_refuses_bad_options_and_adds_nothing(case, inputs):
     scene.browserForSequence(mrml, sequence)
     nodes = [mrml.GetNthNode(i).GetID() for i in range(mrml.GetNumberOfNodes())]
     with pytest.raises(PerfGenError, match=re.escape(message)):
-        scene.superResolveSequence(mrml, sequence, **options)
+        results.superResolveSequence(mrml, sequence, **options)
     assert [mrml.GetNthNode(i).GetID() for i in range(mrml.GetNumberOfNodes())] == nodes
 
 
@@ -651,7 +651,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_normal_result(error, monke
 def test_out_of_memory_at_batch_one_stops_with_advice(inputs, tmp_path, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(sample, "load_method", lambda *a, **k: fake_method(calls, None))
-    with pytest.raises(PerfGenError, match="out of GPU memory even with --batch 1; use --device cpu"):
+    with pytest.raises(PerfGenError, match="out of GPU memory even with `batch` 1; use `device` cpu"):
         sample.super_resolve_study(
             smooth_study(0, frames=3, shape=(16, 16)), "zeropad", device="cpu", batch=4
         )

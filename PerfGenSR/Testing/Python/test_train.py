@@ -73,7 +73,7 @@ def test_tiny_training_lowers_the_loss(tmp_path, studies):
 def test_resume_continues_bit_for_bit(tmp_path, studies):
     train(DiffusionObjective, studies[:2], studies[2:], tiny_config(), tmp_path / "straight", CPU)
     train(DiffusionObjective, studies[:2], studies[2:], tiny_config(steps=3), tmp_path / "split", CPU)
-    with pytest.raises(PerfGenError, match="--resume"):
+    with pytest.raises(PerfGenError, match="add `resume` to continue"):
         train(DiffusionObjective, studies[:2], studies[2:], tiny_config(), tmp_path / "split", CPU)
     train(DiffusionObjective, studies[:2], studies[2:], tiny_config(), tmp_path / "split", CPU, resume=True)
     straight = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
