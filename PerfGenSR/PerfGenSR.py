@@ -654,21 +654,10 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
 
     # --- super-resolution ------------------------------------------------------------------------
 
-    def startSuperResolve(
-        self,
-        inputSequenceNode,
-        method: str,
-        *,
-        model=None,
-        sampler="ddim",
-        steps=None,
-        samples=None,
-        seed=0,
-        device="auto",
-        lrFraction=None,
-    ):
+    def startSuperResolve(self, inputSequenceNode, method: str, *, lrFraction=None, **options):
         """Start super-resolving the sequence in a background process (exchange files under Slicer's
-        temporary folder); poll(), read_log() and result() the job."""
+        temporary folder); poll(), read_log() and result() the job. ``options``: the other fields of
+        ``PerfGenSRLib.defaults.SuperResolveOptions``."""
         from PerfGenSRSlicer.process import SuperResolveJob
         from PerfGenSRSlicer.scene import sequenceToArray
 
@@ -676,14 +665,9 @@ class PerfGenSRLogic(ScriptedLoadableModuleLogic):
             sequenceToArray(inputSequenceNode),
             method,
             python=self.pythonExecutable(),
-            model=model,
-            sampler=sampler,
-            steps=steps,
-            samples=samples,
-            seed=seed,
-            device=device,
             lr_fraction=lrFraction,
             temp_dir=Path(slicer.app.temporaryPath) / "PerfGenSR",
+            **options,
         )
 
     def addResult(self, inputSequenceNode, method, result, lrFraction=None, name="", replace=False):

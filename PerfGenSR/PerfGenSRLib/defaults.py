@@ -26,6 +26,36 @@ def samples_for(method: str, samples: int | None = None, sampler: str = DEFAULT_
     return DEFAULT_SAMPLES if method == "perfgen" and sampler != "mean" else 1
 
 
+@dataclass(frozen=True)
+class SuperResolveOptions:
+    """How one method super-resolves a study: the settings ``perfgen-sr super-resolve`` takes as flags
+    and :func:`sample.super_resolve_study` as keywords, carried as one value by the Slicer side."""
+
+    method: str = "perfgen"
+    model: str | None = None  # None: the bundled model of the method
+    sampler: str = DEFAULT_SAMPLER
+    steps: int | None = None  # None: the sampler's default
+    samples: int | None = None  # None: samples_for(method, None, sampler)
+    seed: int = 0
+    device: str = "auto"
+    batch: int = 8
+
+    @property
+    def draws(self) -> int:
+        """Draws per frame these options give (more than one gives an uncertainty map)."""
+        return samples_for(self.method, self.samples, self.sampler)
+
+    def arguments(self) -> list[str]:
+        """The same settings as ``perfgen-sr super-resolve`` flags."""
+        flags = ["--method", self.method, "--sampler", self.sampler, "--samples", str(self.draws)]
+        flags += ["--seed", str(self.seed), "--device", self.device, "--batch", str(self.batch)]
+        if self.model:
+            flags += ["--model", str(self.model)]
+        if self.steps:
+            flags += ["--steps", str(self.steps)]
+        return flags
+
+
 # The super-resolution methods, in display order, with their names in tables (long: figures and the
 # report; short: column headers) and the ones that need a trained model.
 METHODS = ("zeropad", "gan", "perfgen")

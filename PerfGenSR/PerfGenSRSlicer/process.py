@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from PerfGenSRLib import kspace
-from PerfGenSRLib.defaults import DEFAULT_SAMPLER, samples_for
+from PerfGenSRLib.defaults import SuperResolveOptions
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.io import write_study
 from PerfGenSRLib.study import Study
@@ -293,16 +293,12 @@ class SuperResolveJob:
         method: str = "perfgen",
         *,
         python: str | os.PathLike | None = None,
-        model: str | os.PathLike | None = None,
-        sampler: str = DEFAULT_SAMPLER,
-        steps: int | None = None,
-        samples: int | None = None,
-        seed: int = 0,
-        device: str = "auto",
-        batch: int = 8,
         lr_fraction: float | None = None,
         temp_dir: str | os.PathLike | None = None,
+        **options,
     ):
+        """``options``: the other fields of :class:`~PerfGenSRLib.defaults.SuperResolveOptions`."""
+        settings = SuperResolveOptions(method, **options)
         if lr_fraction is not None:
             kspace.check_fraction(lr_fraction)
         self.study, self.method, self.lr_fraction = study, method, lr_fraction
@@ -311,8 +307,7 @@ class SuperResolveJob:
         self.workdir = Path(tempfile.mkdtemp(prefix="perfgensr-", dir=temp_dir))
         self.input_path = self.workdir / "input.npy"
         self.output_path = self.workdir / "output.npy"
-        samples = samples_for(method, samples, sampler)
-        self.uncertainty_path = self.workdir / "uncertainty.npy" if samples > 1 else None
+        self.uncertainty_path = self.workdir / "uncertainty.npy" if settings.draws > 1 else None
         write_study(study.with_frames(study.frames, single_slice=False), self.input_path)
         command = [
             str(python or sys.executable),
@@ -323,24 +318,9 @@ class SuperResolveJob:
             str(self.input_path),
             "--output",
             str(self.output_path),
-            "--method",
-            method,
-            "--sampler",
-            sampler,
-            "--samples",
-            str(samples),
-            "--seed",
-            str(seed),
-            "--device",
-            device,
-            "--batch",
-            str(batch),
+            *settings.arguments(),
             "--progress-lines",
         ]
-        if model:
-            command += ["--model", str(model)]
-        if steps:
-            command += ["--steps", str(steps)]
         if self.uncertainty_path is not None:
             command += ["--uncertainty", str(self.uncertainty_path)]
         if lr_fraction is not None:

@@ -6,12 +6,13 @@ input by node references that survive saving and importing the scene.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import slicer
 
 from PerfGenSRLib import kspace
-from PerfGenSRLib.defaults import DEFAULT_SAMPLER, METHOD_NAMES
+from PerfGenSRLib.defaults import METHOD_NAMES, SuperResolveOptions
 
 from .scene import (
     ROLE,
@@ -166,23 +167,18 @@ def superResolveSequence(
     inputSequenceNode: slicer.vtkMRMLSequenceNode,
     method: str = "perfgen",
     *,
-    model: str | None = None,
-    sampler: str = DEFAULT_SAMPLER,
-    steps: int | None = None,
-    samples: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    batch: int = 8,
     simulateFraction: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     browserNode: slicer.vtkMRMLSequenceBrowserNode | None = None,
     label: str | None = None,
     replace: bool = False,
+    **options,
 ) -> slicer.vtkMRMLSequenceNode:
     """Super-resolve a volume sequence in this process; the result joins the input's sequence browser.
 
-    Options mirror ``perfgen-sr super-resolve``; ``simulateFraction`` degrades the input first
+    ``options`` are the other fields of :class:`~PerfGenSRLib.defaults.SuperResolveOptions` (those of
+    ``perfgen-sr super-resolve``); ``simulateFraction`` degrades the input first
     (retrospective use: the input stays as the HR reference, the LR series is added too) and
     ``samples`` > 1 adds an uncertainty (SD) sequence; ``label`` and ``replace`` as in
     :func:`addResultSequences`. The input is never modified; on an error or a cancel
@@ -193,16 +189,10 @@ def superResolveSequence(
     if simulateFraction is not None:
         kspace.check_fraction(simulateFraction)
     study = sequenceToArray(inputSequenceNode)
+    settings = SuperResolveOptions(method, **options)
     result = super_resolve_study(
         study,
-        method,
-        model=model,
-        sampler=sampler,
-        steps=steps,
-        samples=samples,
-        seed=seed,
-        device=device,
-        batch=batch,
+        **asdict(settings),
         lr_fraction=simulateFraction,
         progress=progress,
         cancel=cancel,
