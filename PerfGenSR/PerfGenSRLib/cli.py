@@ -30,6 +30,10 @@ from .errors import PerfGenError, UntrustedModel
 
 SEED_MAX = 2**32 - 1  # every generator seeded from a seed accepts 0 ... 2**32 - 1
 NOTHING_WRITTEN = "nothing was written"
+PRIORS_HELP = (
+    "JSON object changing the phantom's priors table (PhantomPriors: sections and fields as in "
+    'phantom/priors.py, lists for ranges), e.g. {"acquisition": {"snr": [5, 60]}}'
+)
 
 
 def _progress_printer(args, unit: str):
@@ -76,15 +80,39 @@ def _phase_along_rows(study, phase_axis: str):
     return study if phase_axis == "rows" else study.with_frames(np.swapaxes(study.frames, -1, -2))
 
 
+def _read_priors(path: str | None) -> dict:
+    """Changes to the phantom's priors table from a JSON file (nested like ``PhantomPriors``), or none."""
+    if path is None:
+        return {}
+    import json
+
+    try:
+        changes = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PerfGenError(f"--priors {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PerfGenError(f"--priors {path} is not readable JSON ({error})") from None
+    if not isinstance(changes, dict):
+        raise PerfGenError(
+            f"--priors {path} must hold a JSON object of priors sections, got {type(changes).__name__}"
+        )
+    return changes
+
+
 def cmd_phantom(args) -> None:
-    from .phantom import write_phantom_dataset
+    from .phantom import PhantomPriors, write_phantom_dataset
 
     if args.seed + args.cases - 1 > SEED_MAX:
         raise PerfGenError(f"--seed + --cases - 1 must be at most {SEED_MAX} (study i uses seed + i)")
     plan = _plan(args, folders={"--out": args.out})
     with plan.staged() as staged:
         folders = write_phantom_dataset(
-            staged["--out"], args.cases, args.frames, args.seed, workers=args.workers
+            staged["--out"],
+            args.cases,
+            args.frames,
+            args.seed,
+            workers=args.workers,
+            priors=PhantomPriors.from_dict(_read_priors(args.priors)),
         )
     print(f"wrote {len(folders)} phantom studies to {args.out}")
 
@@ -224,6 +252,7 @@ def _run_training(args, objective: str, **settings) -> None:
             phantom_cases=args.phantom_cases,
             phantom_frames=args.phantom_frames,
             phantom_seed=args.phantom_seed,
+            priors=_read_priors(args.priors),
             val_studies=args.val_studies,
             device=args.device,
             resume=args.resume,
@@ -382,6 +411,7 @@ def _add_training_arguments(p, *, preset: str, steps: int, batch: int, lr: float
     )
     p.add_argument("--phantom-frames", type=FRAMES, default=40)
     p.add_argument("--phantom-seed", type=SEED, default=0, help="seed of the first generated study")
+    p.add_argument("--priors", metavar="FILE.json", help=PRIORS_HELP)
     p.add_argument("--out", required=True, help="run folder: checkpoint.pt, model.safetensors/json, log.csv")
     p.add_argument(
         "--preset", choices=["paper", "small", "tiny"], default=preset, help=f"{what} (default: {preset})"
@@ -452,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=FRAMES, default=40)
     p.add_argument("--seed", type=SEED, default=0, help="seed of the first study; study i uses seed+i")
     p.add_argument("--workers", type=COUNT, default=1, help="parallel processes")
+    p.add_argument("--priors", metavar="FILE.json", help=PRIORS_HELP)
 
     p = command(
         "degrade", cmd_degrade, "Simulate low resolution: keep the central fraction of phase-encoding lines"

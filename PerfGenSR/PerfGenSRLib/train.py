@@ -12,6 +12,7 @@ DistributedSampler epoch order plus per-item seeds, so a resumed run continues b
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import shutil
@@ -33,7 +34,7 @@ from .io import atomic_path, write_json
 from .metrics import psnr
 from .models import resolve_device
 from .objectives import OBJECTIVES
-from .phantom import make_phantom
+from .phantom import PhantomPriors, make_phantom
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
@@ -117,8 +118,10 @@ def train(
     device: torch.device,
     resume: bool = False,
     progress: Callable[[int, int, dict], None] | None = None,
+    data_info: dict | None = None,
 ) -> Path:
-    """Train an objective on studies, checkpointing into ``out``; returns the exported model path."""
+    """Train an objective on studies, checkpointing into ``out``; returns the exported model path.
+    ``data_info`` (where the studies came from) is recorded with the model's training metadata."""
     out = Path(out)
     runtime = Distributed(device)
     torch.manual_seed(config.seed)
@@ -154,6 +157,7 @@ def train(
         "train_studies": len(train_studies),
         "val_studies": len(val_studies),
         "acquisition": acquisition.config() if acquisition else None,
+        **({"data": data_info} if data_info else {}),
     }
 
     def checkpoint(step: int) -> None:
@@ -243,8 +247,10 @@ def gather_studies(
     phantom_frames: int,
     phantom_seed: int,
     workers: int = 1,
+    priors: PhantomPriors = PhantomPriors(),  # noqa: B008 (frozen, so a shared default is safe)
 ) -> list:
-    """Training studies from paths, or phantom studies generated in memory (seeds ``phantom_seed + i``)."""
+    """Training studies from paths, or phantom studies drawn from ``priors`` in memory (seeds
+    ``phantom_seed + i``)."""
     if data:
         return load_studies(data)
     if not phantom_cases or phantom_cases < 2:
@@ -252,13 +258,14 @@ def gather_studies(
             "`phantom_cases` must be at least 2 (studies are split into training and validation)"
         )
     seeds = range(phantom_seed, phantom_seed + phantom_cases)
+    draw = functools.partial(make_phantom, frames=phantom_frames, priors=priors)
     if workers > 1:
         from multiprocessing import get_context
 
         with get_context("spawn").Pool(workers) as pool:
-            phantoms = pool.starmap(make_phantom, [(s, phantom_frames) for s in seeds])
+            phantoms = pool.map(draw, seeds)
     else:
-        phantoms = [make_phantom(s, phantom_frames) for s in seeds]
+        phantoms = [draw(s) for s in seeds]
     return [p.to_study() for p in phantoms]
 
 
@@ -275,15 +282,36 @@ def run_training(
     resume: bool = False,
     progress: Callable[[int, int, dict], None] | None = None,
     objective: str = "perfgen",
+    priors: dict | None = None,
 ) -> Path:
-    """Gather studies, split them by study and train ``objective`` (a key of :data:`objectives.OBJECTIVES`)."""
+    """Gather studies, split them by study and train ``objective`` (a key of :data:`objectives.OBJECTIVES`).
+    ``priors``: changes to the phantom's :class:`~phantom.PhantomPriors` table (a nested dict)."""
     if config.steps < 1 or config.batch < 1:
         raise PerfGenError("`steps` and `batch` must be at least 1")
     torch_device = resolve_device(device)
+    table = PhantomPriors.from_dict(priors or {})
     studies = gather_studies(
-        data, phantom_cases, phantom_frames, phantom_seed, workers=max(1, config.workers)
+        data, phantom_cases, phantom_frames, phantom_seed, workers=max(1, config.workers), priors=table
     )
     train_set, val_set = split_studies(studies, val_studies, seed=config.seed)
+    data_info = (
+        {"paths": [str(p) for p in data]}
+        if data
+        else {
+            "phantom_cases": phantom_cases,
+            "phantom_frames": phantom_frames,
+            "phantom_seed": phantom_seed,
+            "priors_changed": priors or {},
+        }
+    )
     return train(
-        OBJECTIVES[objective], train_set, val_set, config, out, torch_device, resume=resume, progress=progress
+        OBJECTIVES[objective],
+        train_set,
+        val_set,
+        config,
+        out,
+        torch_device,
+        resume=resume,
+        progress=progress,
+        data_info=data_info,
     )

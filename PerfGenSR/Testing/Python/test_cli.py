@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -165,3 +166,36 @@ def test_parser_defaults_follow_the_paper():
 )
 def test_engine_parameters_are_printed_as_this_command_lines_flags(engine, printed):
     assert as_flags(engine, build_parser()) == printed
+
+
+def test_phantom_priors_file_changes_the_drawn_studies(tmp_path):
+    (tmp_path / "low_snr.json").write_text(json.dumps({"acquisition": {"snr": [5, 5]}}))
+    out = tmp_path / "studies"
+    args = ["phantom", "--out", str(out), "--cases", "1", "--frames", "4", "--seed", "7"]
+    assert main([*args, "--priors", str(tmp_path / "low_snr.json")]) == 0
+    assert main([*args[:2], str(tmp_path / "default"), *args[3:]]) == 0
+    noise = [
+        json.loads((folder / "case_0000" / "metadata.json").read_text())["params"]["noise"]["snr"]
+        for folder in (out, tmp_path / "default")
+    ]
+    assert noise[0] == pytest.approx(5.0) and noise[1] != pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("{acquisition", "is not readable JSON"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"acquisition": {"snrr": [5, 5]}}', "unknown field(s) ['snrr']"),
+        ('{"lighting": {}}', "unknown field(s) ['lighting']"),
+    ],
+)
+def test_bad_priors_files_are_refused_before_any_work(tmp_path, capsys, content, message):
+    priors = tmp_path / "priors.json"
+    if content is not None:
+        priors.write_text(content)
+    out = tmp_path / "studies"
+    assert main(["phantom", "--out", str(out), "--cases", "1", "--frames", "4", "--priors", str(priors)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
