@@ -24,6 +24,7 @@ from .defaults import (
     PREDICTIONS,
     ROI_LEGEND,
     SAMPLERS,
+    STUDY_FORMATS,
     samples_for,
 )
 from .errors import PerfGenError, UntrustedModel
@@ -165,6 +166,8 @@ def cmd_super_resolve(args) -> None:
             "--uncertainty needs a stochastic --sampler and 2 or more --samples (it is the per-pixel SD over "
             "samples; e.g. --sampler ddim --samples 8)"
         )
+    if args.out is not None or args.format:  # a cohort: a folder or list of studies into a folder
+        return _super_resolve_cohort(args)
     plan = _plan(
         args,
         studies={"--output": args.output, "--uncertainty": args.uncertainty},
@@ -210,6 +213,66 @@ def cmd_super_resolve(args) -> None:
                 model=model,
             )
     print(f"wrote {args.output}" + (f" and {args.uncertainty}" if args.uncertainty else ""))
+
+
+def _super_resolve_cohort(args) -> None:
+    """``super-resolve --out FOLDER``: every study of a folder or list, resumable; shards under torchrun."""
+    from .cohort import WAIT, plan_cohort, super_resolve_cohort
+    from .distributed import Distributed
+    from .models import resolve_device
+
+    if args.out is None:
+        raise PerfGenError(
+            "--format is the format of a cohort's outputs (--out); with --output its extension picks it"
+        )
+    runtime = Distributed(resolve_device(args.device), timeout=WAIT)
+    try:
+        cohort = plan_cohort(
+            args.input,
+            args.out,
+            format=args.format,
+            uncertainty=args.uncertainty,
+            overwrite=args.overwrite,
+            inputs=[args.model],
+        )
+        update, close = _progress_printer(args, "study") if runtime.main else (None, lambda: None)
+        args.interrupted = f"finished studies are kept in {args.out}; run the same command again to resume"
+        try:
+            result = super_resolve_cohort(
+                cohort,
+                runtime,
+                method=args.method,
+                model=args.model,
+                phase_axis=args.phase_axis,
+                sampler=args.sampler,
+                steps=args.steps,
+                samples=args.samples,
+                seed=args.seed,
+                batch=args.batch,
+                lr_fraction=args.fraction,
+                trust_checkpoint=args.trust_checkpoint,
+                measured_lines=args.measured_lines,
+                data_consistency=not args.no_data_consistency,
+                progress=update,
+            )
+        except UntrustedModel as error:
+            raise UntrustedModel(f"{error} (or --trust-checkpoint if you trust its source)") from None
+        finally:
+            close()
+    finally:
+        runtime.close()
+    if not runtime.main:
+        if result.failed:
+            raise SystemExit(2)  # rank 0 reports
+        return
+    for name, message in result.failed:
+        print(f"{name}: {as_flags(message, build_parser())}", file=sys.stderr)
+    print(result.summary(Path(args.out)))
+    if result.failed:
+        raise PerfGenError(
+            f"{len(result.failed)} of {result.studies} studies failed (above); fix them and run the same "
+            "command again: the finished ones are kept"
+        )
 
 
 def _run_training(args, objective: str, **settings) -> None:
@@ -306,13 +369,19 @@ def cmd_evaluate(args) -> None:
             raise PerfGenError(f"--models expects METHOD=PATH pairs separated by commas, got '{item}'")
         models[method.strip()] = path.strip()
     plan = _plan(args, folders={"--out": args.out}, inputs=[*_studies(args.data), *models.values()])
-    update, close = _progress_printer(args, "study")
+    from .cohort import WAIT, staged_on_rank0
+    from .distributed import Distributed
+    from .models import resolve_device
+
+    runtime = Distributed(resolve_device(args.device), timeout=WAIT)  # torchrun: studies shared by rank
+    update, close = _progress_printer(args, "study") if runtime.main else (None, lambda: None)
     try:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        with plan.staged() as staged:
+        with staged_on_rank0(plan, runtime, "--out") as out:
             result = evaluate(
                 args.data,
-                staged["--out"],
+                out,
+                runtime=runtime,
                 fraction=args.fraction,
                 methods=methods,
                 models=models,
@@ -321,7 +390,7 @@ def cmd_evaluate(args) -> None:
                 samples=args.samples,
                 max_frames=args.max_frames,
                 studies=args.studies,
-                device=args.device,
+                device=str(runtime.device),
                 batch=args.batch,
                 seed=args.seed,
                 dicom=args.dicom,
@@ -329,6 +398,9 @@ def cmd_evaluate(args) -> None:
             )
     finally:
         close()
+        runtime.close()
+    if not runtime.main:
+        return
     print(result.summary())
     print(f"wrote {Path(args.out) / result.report.name} and its figures")
 
@@ -507,8 +579,17 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="LR study on the HR grid (or HR with --fraction): .npy, NIfTI or DICOM folder",
     )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output", help="output path; .npy, .nii.gz, ... or a folder for a DICOM series")
+    where.add_argument(
+        "--out",
+        help="cohort: --input is a folder of studies or a .txt list; one output per study in this folder, "
+        "studies already there skipped (torchrun --nproc_per_node=N shards them)",
+    )
     p.add_argument(
-        "--output", required=True, help="output path; .npy, .nii.gz, ... or a folder for a DICOM series"
+        "--format",
+        choices=STUDY_FORMATS,
+        help="cohort output format (default: each study's own; DICOM and phantom folders: dicom, nii.gz)",
     )
     p.add_argument("--method", choices=["perfgen", "gan", "zeropad"], default="perfgen")
     p.add_argument("--model", help="model .safetensors (default: the bundled model of the method)")
@@ -526,7 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"average K samples per frame (default {DEFAULT_SAMPLES} for PerfGen, "
         "1 for the deterministic methods)",
     )
-    p.add_argument("--uncertainty", help="also write the per-pixel SD over samples here")
+    p.add_argument(
+        "--uncertainty", help="also write the per-pixel SD over samples here (a folder with --out)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument(
         "--phase-axis", choices=["rows", "columns"], default="rows", help="phase-encoding direction"

@@ -59,6 +59,16 @@ class SuperResolveOptions:
 # The super-resolution methods, in display order, with their names in tables (long: figures and the
 # report; short: column headers) and the ones that need a trained model.
 METHODS = ("zeropad", "gan", "perfgen")
+# Output formats of a cohort (`super-resolve --format`) and their suffixes; "" is a DICOM series folder.
+STUDY_FORMATS = {
+    "npy": ".npy",
+    "nii": ".nii",
+    "nii.gz": ".nii.gz",
+    "nrrd": ".nrrd",
+    "mha": ".mha",
+    "mhd": ".mhd",
+    "dicom": "",
+}
 LEARNED_METHODS = ("gan", "perfgen")
 METHOD_NAMES = {"zeropad": "LR (zero-pad)", "gan": "GAN", "perfgen": "PerfGen"}
 METHOD_SHORT_NAMES = {"zeropad": "LR", "gan": "GAN", "perfgen": "PerfGen"}

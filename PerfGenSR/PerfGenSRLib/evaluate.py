@@ -24,6 +24,7 @@ import torch
 from .curves import roi_curves, save_curves_figure, write_curves_csv, xt_profile
 from .data import study_center, study_paths
 from .defaults import CURVE_ROIS, DEFAULT_SAMPLER, METHOD_NAMES, METHOD_SHORT_NAMES, METHODS, samples_for
+from .distributed import Distributed
 from .errors import PerfGenError
 from .figures import phase_frames, save_metric_boxplots, save_phase_panel, save_xt_profiles
 from .io import NIFTI_SUFFIXES, atomic_path, read_study, write_csv, write_study
@@ -307,11 +308,15 @@ def evaluate_cases(
     source: str = "memory",
     dicom: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> Evaluation:
+    runtime: Distributed | None = None,
+) -> Evaluation | None:
     """Super-resolve every case with every method and write metrics, statistics, report and figures.
 
     With ``dicom`` each method's result is also written as a derived DICOM series in the source
-    study, under ``out/dicom/<study>/<method>/``."""
+    study, under ``out/dicom/<study>/<method>/``. Under ``torchrun`` (``runtime``) each rank takes
+    cases rank, rank + N, ... and writes their figures into the same ``out``; rank 0 gathers the rows
+    in case order, so its files equal one process's, writes them and returns the evaluation (the
+    other ranks return None); ``progress`` counts rank 0's share."""
     from . import kspace
 
     kspace.check_fraction(fraction)
@@ -320,10 +325,11 @@ def evaluate_cases(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    frame_rows, roi_rows, figures = [], [], {}
+    mine = runtime.shard(list(enumerate(cases))) if runtime else list(enumerate(cases))
+    measured = {}  # case index: (frame rows, ROI rows, figures)
     if progress:
-        progress(0, len(cases))
-    for done, case in enumerate(cases, 1):
+        progress(0, len(mine))
+    for done, (index, case) in enumerate(mine, 1):
         with torch.inference_mode():
             results = {
                 method: super_resolve_study(
@@ -349,11 +355,20 @@ def evaluate_cases(
                     method=METHOD_NAMES[method],
                     model=str(model_paths[method] or "none"),
                 )
-        frame_rows += case_frame_metrics(case, images)
-        roi_rows += roi_measures(case, images)
-        figures[case.name] = save_case_figures(out / "studies" / case.name, case, images)
+        measured[index] = (
+            case_frame_metrics(case, images),
+            roi_measures(case, images),
+            save_case_figures(out / "studies" / case.name, case, images),
+        )
         if progress:
-            progress(done, len(cases))
+            progress(done, len(mine))
+    if runtime:
+        measured = {i: rows for part in runtime.gather(measured) for i, rows in part.items()}
+        if not runtime.main:
+            return None
+    frame_rows = [row for i in range(len(cases)) for row in measured[i][0]]
+    roi_rows = [row for i in range(len(cases)) for row in measured[i][1]]
+    figures = {case.name: measured[i][2] for i, case in enumerate(cases)}
     study_rows = study_means(frame_rows)
     write_csv(study_rows + frame_rows, out / "metrics.csv")
     if roi_rows:
