@@ -2,7 +2,7 @@
 # The exact training commands behind the bundled models (see PerfGenSR/Resources/Models/*.md).
 # Phantom studies are generated in memory from seeds 0.. (held-out evaluation uses 95000.., the
 # demo 90001, the benchmark 91001-91002). Run from the repository root with perfgen-sr installed.
-# Usage: Scripts/train_bundled.sh perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|perfgen-cpu4|gan|gan-cpu2 [extra train arguments]
+# Usage: Scripts/train_bundled.sh perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|perfgen-cpu4|gan|gan-cpu2|gan-cpu3 [extra train arguments]
 set -euo pipefail
 what=$1; shift
 case $what in
@@ -53,9 +53,18 @@ case $what in
              --out runs/gan-stage2 --preset small --init runs/gan-stage1/gan.safetensors --pretrain-steps 0 \
              --crop 48 --steps 20000 --batch 8 --lr 5e-5 --workers 0 --val-every 200 --checkpoint-every 25 \
              --time-limit 60 "$@" ;;
+  # GAN stage 3, one CPU thread beside PerfGen stage 5: the adversarial phase continued from stage 2 (as
+  # bundled at 39e161a, where its config key became branch_scale) on the same new studies (seeds 2000..)
+  gan-cpu3) mkdir -p runs/gan-stage2-bundled
+            for f in gan.safetensors gan.json; do
+              git show "39e161a:PerfGenSR/Resources/Models/$f" > "runs/gan-stage2-bundled/$f"; done
+            perfgen-sr train-gan --phantom-cases 120 --phantom-frames 30 --phantom-seed 2000 --val-studies 4 \
+             --out runs/gan-stage3 --preset small --init runs/gan-stage2-bundled/gan.safetensors --pretrain-steps 0 \
+             --crop 48 --steps 20000 --batch 8 --lr 5e-5 --workers 0 --val-every 200 --checkpoint-every 25 \
+             --time-limit 85 "$@" ;;
   # one H100, stopped by its time limit at step 2217 (inside the 4000-step content-loss warm-up)
   gan) perfgen-sr train-gan --phantom-cases 150 --phantom-frames 40 --phantom-seed 0 --val-studies 6 \
          --workers 15 --checkpoint-every 250 --out runs/gan-small --preset small --steps 20000 --batch 32 \
          --lr 1e-4 --val-every 500 --time-limit 2.7 "$@" ;;
-  *) echo "usage: $0 perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|perfgen-cpu4|gan|gan-cpu2 [train arguments]" >&2; exit 2 ;;
+  *) echo "usage: $0 perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|perfgen-cpu4|gan|gan-cpu2|gan-cpu3 [train arguments]" >&2; exit 2 ;;
 esac
