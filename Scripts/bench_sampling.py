@@ -1,7 +1,10 @@
 """Sampling benchmark: speed and quality of the one-pass mean (with and without its mirror image),
-ddpm-2000 and DDIM step counts, batch 1 against batched, fp32 against bf16 (CUDA), beside zero-padding
-and the GAN, on held-out phantom frames, all measured side by side in one run (on a CPU, ddpm-2000
-runs batched only: batch 1 would take many minutes).
+ddpm-2000 and DDIM step counts, batch 1 against batched, fp32 against bf16 (CUDA), ``torch.compile``
+and CUDA graphs (``--compile``, default on CUDA), beside zero-padding and the GAN, on held-out phantom
+frames, all measured side by side in one run (on a CPU, ddpm-2000 runs batched only: batch 1 would
+take many minutes). Last, the paper preset's FLOP floor: its FLOPs per forward at 96x96 (counted on
+the meta device), what ddpm-2000 on a 3-slice x 60-frame study costs at an H100/H200's bf16 peak,
+and, on CUDA, the measured time of a whole-study batch beside that floor.
 
     python Scripts/bench_sampling.py [--model M] [--device auto] [--frames 16] [--ddim 10,20,50,100] [--ddpm-frames 8] [--samples 1,4]
 
@@ -25,7 +28,10 @@ from PerfGenSRLib.metrics import fov_crop, frame_metrics
 from PerfGenSRLib.models import bundled_model_path, load_model, resolve_device
 from PerfGenSRLib.phantom import make_phantom
 from PerfGenSRLib.sample import DiffusionSampler, sampler_for
+from PerfGenSRLib.unet import PRESETS, UNet
 
+PEAK_BF16_FLOPS = 989e12  # dense bf16 tensor-core peak of an H100 / H200 SXM (NVIDIA datasheets)
+STUDY_FRAMES = 3 * 60  # a 3-slice x 60-frame study
 FRACTION = 0.35  # LR keeps 35 % of the lines; results keep them too (data consistency, as super-resolve does)
 SEEDS = (91_001, 91_002)  # never used in training (training seeds start at 0, demo at 90_001)
 
@@ -68,6 +74,59 @@ def run(
     return np.concatenate(out), len(low) / (time.perf_counter() - start)
 
 
+def forward_flops(preset: str, side: int = 96) -> float:
+    """FLOPs of one network evaluation on one ``side`` x ``side`` frame (2 per multiply-add), counted on
+    the meta device, so no memory or time is spent."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        network = UNet(PRESETS[preset])
+        frame = torch.zeros(1, 1, side, side)
+        level = torch.zeros(1)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        network(frame, frame, level)
+    return float(counter.get_total_flops())
+
+
+def floor_report(device: torch.device, compiled: bool, repeats: int = 5) -> None:
+    """The paper preset's ddpm-2000 cost for a whole study at bf16 peak, and on CUDA the measured time
+    of one network evaluation of the whole study batched (fp32, bf16, compiled) beside it."""
+    flops = forward_flops("paper")
+    total = flops * 2000 * STUDY_FRAMES
+    floor = total / PEAK_BF16_FLOPS
+    print(
+        f"paper preset: {flops / 1e9:.1f} GFLOP per forward at 96x96; ddpm-2000 on a 3-slice x 60-frame "
+        f"study: {total / 1e15:.1f} PFLOP, {floor:.1f} s at the {PEAK_BF16_FLOPS / 1e12:.0f} TFLOP/s bf16 peak"
+    )
+    if device.type != "cuda":
+        return
+    network = UNet(PRESETS["paper"]).to(device).eval()
+    variants = [("fp32", network, False), ("bf16", network, True)]
+    if compiled:
+        variants += [
+            ("bf16 compile", torch.compile(network), True),
+            ("bf16 CUDA graphs", torch.compile(network, mode="reduce-overhead"), True),
+        ]
+    frames = torch.zeros(STUDY_FRAMES, 1, 96, 96, device=device)
+    level = torch.full((STUDY_FRAMES,), 0.5, device=device)
+    for name, module, bf16 in variants:
+        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=bf16):
+            for _ in range(3):  # warm-up (and compilation)
+                module(frames, frames, level)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(repeats):
+                module(frames, frames, level)
+            torch.cuda.synchronize()
+        step = (time.perf_counter() - start) / repeats
+        print(
+            f"  {name:<18} one step of the whole study {step * 1e3:8.1f} ms; ddpm-2000 {2000 * step:7.1f} s "
+            f"= {2000 * step / floor:5.1f}x the floor ({flops * STUDY_FRAMES / step / 1e12:.0f} TFLOP/s)",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(bundled_model_path("perfgen")))
@@ -82,8 +141,15 @@ def main() -> None:
         default="1",
         help="sample counts averaged per frame, e.g. 1,4 (K > 1: DDIM, batched, fp32)",
     )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add torch.compile and CUDA-graph rows (default: on CUDA only)",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
+    compiled = device.type == "cuda" if args.compile is None else args.compile
     loaded = load_model(args.model, "perfgen-unet", device=device)
     low, high, truth = held_out_frames(args.frames)
     ddpm_n = min(args.ddpm_frames, args.frames) or args.frames  # 0: no ddpm, score on all frames
@@ -135,8 +201,19 @@ def main() -> None:
             for batch in ((args.batch,) if (name == "ddpm" and device.type != "cuda") else (1, args.batch))
         ]
         runs += [(k, False, args.batch) for k in counts if k > 1 and name == "ddim"]
-        for samples, bf16, batch in runs:
+        plain = sampler.network
+        variants = [(run_, "") for run_ in runs]
+        if compiled and name != "ddpm":  # compiled once per setting, timed at the last precision and batch
+            variants += [(runs[-1 if name == "mean" else 0], "compile"), (runs[0], "graphs")]
+        for (samples, bf16, batch), compile_mode in variants:
             sampler.bf16 = bf16
+            sampler.network = (
+                plain
+                if not compile_mode
+                else torch.compile(plain, mode="reduce-overhead" if compile_mode == "graphs" else None)
+            )
+            if compile_mode:  # warm-up: compilation is not part of the speed
+                run(sampler, low[:batch], batch, device, 1)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             sr, speed = run(sampler, low[:frames], batch, device, samples)
@@ -147,11 +224,14 @@ def main() -> None:
                 torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
             )
             print(
-                f"{label:<10}{steps:>6}{samples:>3}{batch:>6}{'bf16' if bf16 else 'fp32':>6}{speed:>9.2f}"
+                f"{label + (' ' + compile_mode if compile_mode else ''):<10}{steps:>6}{samples:>3}{batch:>6}"
+                f"{'bf16' if bf16 else 'fp32':>6}{speed:>9.2f}"
                 f"{1 / speed:>7.3f}{speed / naive:>9.2f}"
                 f"{quality[0]:>9.2f}{quality[1]:>9.2f}{quality[2]:>8.3f}{on_ddpm_set:>18.2f}{memory:>9.0f}",
                 flush=True,
             )
+        sampler.network = plain
+    floor_report(device, compiled)
 
 
 if __name__ == "__main__":
