@@ -100,6 +100,52 @@ def _read_priors(path: str | None) -> dict:
     return changes
 
 
+def _phase_and_lines(args, study):
+    """The phase-encoding axis, the measured lines for data consistency and the line saying where
+    they came from (None where there is nothing to say): ``--phase-axis`` and ``--measured-lines``
+    win over the DICOM header (:mod:`.acquisition`), which wins over the rows."""
+    from .acquisition import NO_HEADER, measured_lines
+
+    found = measured_lines(study)
+    axis = args.phase_axis or found.phase_axis or "rows"
+    if getattr(args, "fraction", None) is not None:  # retrospective: the lines follow from --fraction
+        return axis, None, None
+    size = study.shape[-2 if axis == "rows" else -1]
+    off = "data consistency is off unless --measured-lines is given"
+    if args.measured_lines is not None:
+        note = f"measured lines: {args.measured_lines} of {size} along {axis} (from --measured-lines"
+        if found.lines is not None and (found.lines, found.phase_axis) != (args.measured_lines, axis):
+            note += f", not the header's {found.lines} of {found.matrix} along {found.phase_axis}"
+        return axis, args.measured_lines, note + ")"
+    if found is NO_HEADER:
+        return axis, None, None  # a file without a header: nothing found, nothing to say
+    if found.lines is None:
+        return axis, None, f"measured lines: none in the header ({found.source}); {off}"
+    if found.phase_axis != axis:
+        return (
+            axis,
+            None,
+            (
+                f"measured lines: the header's {found.lines} of {found.matrix} run along {found.phase_axis}, "
+                f"not along --phase-axis {axis}; {off}"
+            ),
+        )
+    if found.full_resolution:
+        return (
+            axis,
+            None,
+            (
+                f"measured lines: {found.lines} of {found.matrix} along {axis} (from {found.source}): the header "
+                "says full resolution, nothing for data consistency to keep"
+            ),
+        )
+    return (
+        axis,
+        found.lines,
+        f"measured lines: {found.lines} of {found.matrix} along {axis} (from {found.source})",
+    )
+
+
 def cmd_phantom(args) -> None:
     from .phantom import PhantomPriors, write_phantom_dataset
 
@@ -120,11 +166,12 @@ def cmd_phantom(args) -> None:
 
 def cmd_degrade(args) -> None:
     from . import kspace
+    from .acquisition import measured_lines
     from .io import read_study, write_study
 
     plan = _plan(args, studies={"--output": args.output}, inputs=[args.input])
     study = read_study(args.input, min_frames=1)
-    axis = -2 if args.phase_axis == "rows" else -1
+    axis = -2 if (args.phase_axis or measured_lines(study).phase_axis or "rows") == "rows" else -1
     lines = kspace.kept_lines(study.shape[axis], args.fraction)
     degraded = study.with_frames(kspace.degrade(study.frames, args.fraction, axis=axis))
     with plan.staged() as staged:
@@ -175,10 +222,15 @@ def cmd_super_resolve(args) -> None:
     )
     study = read_study(args.input, min_frames=1)
     print(f"{args.input}: {describe_study(study)}", file=sys.stderr)
+    phase_axis, lines, note = _phase_and_lines(args, study)
+    if note:
+        if lines and args.no_data_consistency:
+            note += "; not kept (--no-data-consistency)"
+        print(note, file=sys.stderr)
     update, close = _progress_printer(args, "frame")
     try:
         result = super_resolve_study(
-            _phase_along_rows(study, args.phase_axis),
+            _phase_along_rows(study, phase_axis),
             args.method,
             model=args.model,
             sampler=args.sampler,
@@ -189,7 +241,7 @@ def cmd_super_resolve(args) -> None:
             batch=args.batch,
             lr_fraction=args.fraction,
             trust_checkpoint=args.trust_checkpoint,
-            measured_lines=args.measured_lines,
+            measured_lines=lines,
             data_consistency=not args.no_data_consistency,
             progress=update,
         )
@@ -200,14 +252,14 @@ def cmd_super_resolve(args) -> None:
     model = str(args.model or "bundled")
     with plan.staged() as staged:
         write_study(
-            _phase_along_rows(result.study, args.phase_axis),
+            _phase_along_rows(result.study, phase_axis),
             staged["--output"],
             method=args.method,
             model=model,
         )
         if args.uncertainty:
             write_study(
-                _phase_along_rows(result.uncertainty, args.phase_axis),
+                _phase_along_rows(result.uncertainty, phase_axis),
                 staged["--uncertainty"],
                 method=f"{args.method} uncertainty (SD)",
                 model=model,
@@ -564,7 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument("--fraction", type=FRACTION, default=0.35, help="fraction of lines kept, in (0, 1]")
     p.add_argument(
-        "--phase-axis", choices=["rows", "columns"], default="rows", help="phase-encoding direction"
+        "--phase-axis",
+        choices=["rows", "columns"],
+        help="phase-encoding direction (default: the DICOM header's In-plane Phase Encoding Direction, else rows)",
     )
 
     p = command("curves", cmd_curves, "Signal-time curves (mean, SD) inside ROIs: CSV and PNG")
@@ -612,7 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument(
-        "--phase-axis", choices=["rows", "columns"], default="rows", help="phase-encoding direction"
+        "--phase-axis",
+        choices=["rows", "columns"],
+        help="phase-encoding direction (default: the DICOM header's In-plane Phase Encoding Direction, else rows)",
     )
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
@@ -623,7 +679,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--measured-lines",
         type=COUNT,
-        help="prospective input: phase-encoding lines actually acquired (enables data consistency)",
+        help="prospective input: phase-encoding lines actually acquired, enabling data consistency "
+        "(default: from a DICOM header's Acquisition Matrix)",
     )
     p.add_argument(
         "--no-data-consistency",

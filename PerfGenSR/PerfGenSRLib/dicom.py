@@ -14,6 +14,9 @@ projecting ``ImagePositionPatient`` on the slice normal (row x column cosines; p
 0.1 mm are one slice), slices ordered along the normal, so ``origin + z * spacing * normal`` is the
 position of slice ``z``.
 
+What the header says about the acquisition (phase-encoding direction, acquired matrix, measured
+central lines) is read by :mod:`.acquisition` into ``meta``.
+
 Frame order within a slice, strongest key first:
 
 1. the acquisition clock (``AcquisitionDateTime``, ``AcquisitionDate`` + ``AcquisitionTime``, or
@@ -59,6 +62,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian,
 from pydicom.valuerep import format_number_as_ds
 
 from . import __version__
+from .acquisition import read_acquisition
 from .errors import PerfGenError
 from .study import Study
 
@@ -461,29 +465,9 @@ def _meta(folder: Path, header: Dataset, slices: list[list[_Image]], centres: li
     if all(c is not None and c > 86400 for c in clocks):  # a clock with a date
         start = EPOCH + dt.timedelta(seconds=min(clocks))
         meta["acquisition_datetime"] = start.strftime("%Y%m%d%H%M%S.%f")
-    meta.update(_acquisition_matrix(header))
+    first = slices[0][0]
+    meta.update(read_acquisition(header, *first.matrix, first.pixel_spacing))
     return meta
-
-
-def _acquisition_matrix(header: Dataset) -> dict:
-    """Phase-encoding direction and the acquired matrix as ``[rows, columns]`` of the image."""
-    direction = header.get("InPlanePhaseEncodingDirection")
-    matrix = header.get("AcquisitionMatrix")
-    if "SharedFunctionalGroupsSequence" in header:
-        geometry = header.SharedFunctionalGroupsSequence[0].get("MRFOVGeometrySequence", [Dataset()])[0]
-        direction = geometry.get("InPlanePhaseEncodingDirection", direction)
-        phase, frequency = (
-            geometry.get("MRAcquisitionPhaseEncodingStepsInPlane"),
-            geometry.get("MRAcquisitionFrequencyEncodingSteps"),
-        )
-        if phase and frequency and direction in ("ROW", "COL"):
-            rows, columns = (phase, frequency) if direction == "COL" else (frequency, phase)
-            return {"phase_encoding": direction, "acquisition_matrix": [int(rows), int(columns)]}
-    info = {"phase_encoding": str(direction)} if direction in ("ROW", "COL") else {}
-    if matrix is not None and len(matrix) == 4 and any(matrix):
-        # (frequency rows, frequency columns, phase rows, phase columns): "rows" values count image columns
-        info["acquisition_matrix"] = [int(max(matrix[1], matrix[3])), int(max(matrix[0], matrix[2]))]
-    return info
 
 
 def _uint16_scaling(frames: np.ndarray) -> tuple[float, float]:

@@ -13,7 +13,9 @@ ENGINE, SLICER_SIDE = "PerfGenSRLib", "PerfGenSRSlicer"
 # Docs/architecture.md's layers: a module may import its own layer or any below it.
 LAYERS = {
     **dict.fromkeys(["study", "defaults", "errors", "kspace", "scaling", "signals"], 0),
-    **dict.fromkeys(["io", "dicom", "outputs", "augment", "phantom", "metrics", "curves", "figures"], 1),
+    **dict.fromkeys(
+        ["io", "acquisition", "dicom", "outputs", "augment", "phantom", "metrics", "curves", "figures"], 1
+    ),
     **dict.fromkeys(["schedule", "unet", "gan", "models", "data", "distributed"], 2),
     **dict.fromkeys(["sample", "objectives", "train"], 3),
     **dict.fromkeys(["evaluate", "report", "demo", "cohort", "cli"], 4),

@@ -199,3 +199,131 @@ def test_bad_priors_files_are_refused_before_any_work(tmp_path, capsys, content,
     assert main(["phantom", "--out", str(out), "--cases", "1", "--frames", "4", "--priors", str(priors)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+# --- prospective DICOM input: the measured lines from the header -------------------------------------------
+
+PHASE_35 = {  # 80 rows x 64 columns, 1.5 x 1.25 mm: 28 of 80 phase steps (35 %) along COL
+    "AcquisitionMatrix": [64, 0, 0, 28],
+    "InPlanePhaseEncodingDirection": "COL",
+    "PercentSampling": 35,
+    "PercentPhaseFieldOfView": 150,  # 80 x 1.5 mm of 64 x 1.25 mm
+}
+FROM_HEADER = "measured lines: 28 of 80 along rows (from Acquisition Matrix 0018,1310 and In-plane Phase Encoding Direction COL)"
+
+
+def _super_resolve_dicom(tmp_path, monkeypatch, capsys, acquisition, *flags):
+    """``super-resolve`` of a synthetic 80x64 DICOM series by a learned method that returns zeros (so
+    the result is exactly what data consistency keeps); the input, the result and stderr."""
+    from test_dicom import write_interleaved
+
+    from PerfGenSRLib import sample
+    from PerfGenSRLib.dicom import read_dicom_study
+
+    folder = write_interleaved(tmp_path / "in", rows=80, columns=64, acquisition=acquisition)
+    seen = []
+
+    def zeros(low_res, generator):
+        seen.append(tuple(low_res.shape[-2:]))
+        return low_res * 0
+
+    monkeypatch.setattr(sample, "load_method", lambda *a, **k: zeros)
+    argv = ["super-resolve", "--input", str(folder), "--output", str(tmp_path / "sr.npy"), "--method", "gan"]
+    assert main([*argv, *flags]) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    return read_dicom_study(folder).frames, np.load(tmp_path / "sr.npy"), err, set(seen)
+
+
+def test_a_35_percent_series_is_super_resolved_with_data_consistency_from_its_header(
+    tmp_path, monkeypatch, capsys
+):
+    """Done when: a DICOM series whose header says 35 % phase resolution is super-resolved with data
+    consistency on without any flag, and the printed summary names the measured lines and their source."""
+    frames, result, err, seen = _super_resolve_dicom(tmp_path, monkeypatch, capsys, PHASE_35)
+    assert FROM_HEADER in err.splitlines()
+    assert seen == {(80, 64)}
+    np.testing.assert_allclose(result, kspace.resample_lines(frames, 28), rtol=1e-4, atol=1e-2)
+
+
+ROW_22 = {"AcquisitionMatrix": [0, 80, 22, 0], "InPlanePhaseEncodingDirection": "ROW"}
+OFF = "data consistency is off unless --measured-lines is given"
+# header tags, flags -> the line printed, the lines kept along which axis (None: none kept)
+HEADER_CASES = {
+    "an explicit --measured-lines wins and says so": (
+        PHASE_35,
+        ["--measured-lines", "20"],
+        "measured lines: 20 of 80 along rows (from --measured-lines, not the header's 28 of 80 along rows)",
+        (20, -2),
+    ),
+    "the header's ROW picks the columns": (
+        ROW_22,
+        [],
+        "measured lines: 22 of 64 along columns (from Acquisition Matrix 0018,1310 and In-plane Phase "
+        "Encoding Direction ROW)",
+        (22, -1),
+    ),
+    "--phase-axis against the header's direction: its lines do not apply": (
+        ROW_22,
+        ["--phase-axis", "rows"],
+        f"measured lines: the header's 22 of 64 run along columns, not along --phase-axis rows; {OFF}",
+        None,
+    ),
+    "a header without phase steps: said, data consistency off": (
+        {"InPlanePhaseEncodingDirection": "COL"},
+        [],
+        "measured lines: none in the header (no phase-encoding steps in Acquisition Matrix 0018,1310; "
+        f"In-plane Phase Encoding Direction COL); {OFF}",
+        None,
+    ),
+    "a contradictory header: said, data consistency off": (
+        {"AcquisitionMatrix": [0, 64, 28, 0], "InPlanePhaseEncodingDirection": "COL"},
+        [],
+        "measured lines: none in the header (Acquisition Matrix (0018,1310) 0\\64\\28\\0 holds phase steps "
+        f"for ROW but In-plane Phase Encoding Direction (0018,1312) says COL); {OFF}",
+        None,
+    ),
+    "a header saying full resolution: nothing to keep": (
+        {"AcquisitionMatrix": [64, 0, 0, 80], "InPlanePhaseEncodingDirection": "COL"},
+        [],
+        "measured lines: 80 of 80 along rows (from Acquisition Matrix 0018,1310 and In-plane Phase Encoding "
+        "Direction COL): the header says full resolution, nothing for data consistency to keep",
+        None,
+    ),
+    "--no-data-consistency: found, not kept": (
+        PHASE_35,
+        ["--no-data-consistency"],
+        f"{FROM_HEADER}; not kept (--no-data-consistency)",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HEADER_CASES)
+def test_measured_lines_and_phase_axis_from_the_header_or_the_flags(case, tmp_path, monkeypatch, capsys):
+    tags, flags, line, kept = HEADER_CASES[case]
+    frames, result, err, seen = _super_resolve_dicom(tmp_path, monkeypatch, capsys, tags, *flags)
+    assert line in err.splitlines(), err
+    if kept is None:  # the zeros come back untouched (as constant frames)
+        assert np.ptp(result, axis=(-2, -1)).max() < 1e-3
+    else:
+        lines, axis = kept
+        assert seen == {(80, 64) if axis == -2 else (64, 80)}  # the phase axis along the model's rows
+        np.testing.assert_allclose(
+            result, kspace.resample_lines(frames, lines, axis=axis), rtol=1e-4, atol=1e-2
+        )
+
+
+def test_degrade_follows_the_header_phase_direction(tmp_path):
+    from test_dicom import write_interleaved
+
+    from PerfGenSRLib.dicom import read_dicom_study
+
+    folder = write_interleaved(tmp_path / "in", rows=80, columns=64, acquisition=ROW_22)
+    assert (
+        main(["degrade", "--input", str(folder), "--output", str(tmp_path / "lr.npy"), "--fraction", "0.5"])
+        == 0
+    )
+    frames = read_dicom_study(folder).frames
+    np.testing.assert_allclose(
+        np.load(tmp_path / "lr.npy"), kspace.degrade(frames, 0.5, axis=-1), rtol=1e-4, atol=1e-2
+    )

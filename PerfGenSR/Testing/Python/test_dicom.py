@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from PerfGenSRLib import dicom, io
+from PerfGenSRLib import acquisition, dicom, io
 from PerfGenSRLib.dicom import read_dicom_study, write_dicom_series
 from PerfGenSRLib.errors import PerfGenError
 from PerfGenSRLib.study import Study, describe_study
@@ -79,8 +79,11 @@ def mr_image(pixels, *, series, study, position, instance, moment=None, trigger=
     return ds
 
 
-def write_interleaved(folder, rows=64, columns=48, frames=6, clock=True, instances=None):
-    """One series, slices interleaved within each beat, trigger times restarting every beat."""
+def write_interleaved(folder, rows=64, columns=48, frames=6, clock=True, instances=None, acquisition=None):
+    """One series, slices interleaved within each beat, trigger times restarting every beat;
+    ``acquisition`` replaces the header's acquisition tags (default: 40 phase steps along COL)."""
+    if acquisition is None:
+        acquisition = {"AcquisitionMatrix": [columns, 0, 0, 40], "InPlanePhaseEncodingDirection": "COL"}
     series, study = generate_uid(), generate_uid()
     spatial = np.argsort(np.argsort(SLICE_OFFSETS))  # spatial index of each acquired slice
     beats = np.concatenate([[0.0], np.cumsum(RR)])
@@ -97,8 +100,7 @@ def write_interleaved(folder, rows=64, columns=48, frames=6, clock=True, instanc
                 instance=int(order[t * 3 + k]) + 1,
                 moment=moment if clock else None,
                 trigger=trigger,
-                AcquisitionMatrix=[columns, 0, 0, 40],
-                InPlanePhaseEncodingDirection="COL",
+                **acquisition,
             )
             save(ds, folder / "exam" / "perf" / f"{ds.SOPInstanceUID}.dcm")
     return folder
@@ -130,6 +132,12 @@ def test_interleaved_series_grouped_ordered_by_clock_with_rescale_and_geometry(t
     )
     assert not study.single_slice
     assert study.meta["phase_encoding"] == "COL" and study.meta["acquisition_matrix"] == [40, 48]
+    assert study.meta["measured_lines"] == {
+        "lines": 40,
+        "matrix": 64,
+        "phase_axis": "rows",
+        "source": "Acquisition Matrix 0018,1310 and In-plane Phase Encoding Direction COL",
+    }
     assert study.meta["slice_trigger_times_ms"] == [330.0, 610.0, 50.0]
     assert study.meta["PatientID"] == "PGSR-TEST" and study.meta["SeriesNumber"] == "5"
     assert study.meta["dicom_source_folder"] == str(tmp_path.resolve())
@@ -257,10 +265,203 @@ def test_enhanced_multiframe_object(tmp_path):
     np.testing.assert_allclose(study.frame_times, 1.1 * np.arange(frames), atol=1e-5)
     np.testing.assert_allclose(study.spacing, (1.6, 1.8, 12.0), atol=1e-5)
     np.testing.assert_allclose(study.origin, CORNER, atol=1e-5)
+    assert acquisition.measured_lines(study) == acquisition.MeasuredLines(
+        30,
+        64,
+        "rows",
+        "MR Acquisition Phase Encoding Steps in-plane 0018,9231 (MR FOV/Geometry Sequence) and "
+        "In-plane Phase Encoding Direction COL",
+    )
     assert study.meta["acquisition_matrix"] == [30, 48] and study.meta["slice_trigger_times_ms"] == [
         100.0,
         350.0,
     ]
+
+
+# --- measured lines from the header: one table per header layout ----------------------------------------
+
+CLASSIC = "Acquisition Matrix 0018,1310 and In-plane Phase Encoding Direction"
+ENHANCED = "MR Acquisition Phase Encoding Steps in-plane 0018,9231 (MR FOV/Geometry Sequence) and In-plane Phase Encoding Direction"
+
+
+def classic_header(**tags):
+    ds = Dataset()
+    for keyword, value in tags.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def enhanced_header(geometry=None, per_frame=False, partial_fourier=None, **tags):
+    ds = classic_header(**tags)
+    group = Dataset()
+    if geometry is not None:
+        group.MRFOVGeometrySequence = Sequence([classic_header(**geometry)])
+    if partial_fourier is not None:
+        group.MRModifierSequence = Sequence(
+            [classic_header(PartialFourier="YES", PartialFourierDirection=partial_fourier)]
+        )
+    if per_frame:
+        ds.SharedFunctionalGroupsSequence = Sequence([Dataset()])
+        ds.PerFrameFunctionalGroupsSequence = Sequence([group, Dataset()])
+    else:
+        ds.SharedFunctionalGroupsSequence = Sequence([group])
+    return ds
+
+
+# header, (rows, columns), pixel spacing (row, column) -> lines, matrix, phase axis, words of the source
+MEASURED_LINES = {
+    "classic COL: phase steps in the fourth slot count the rows": (
+        classic_header(AcquisitionMatrix=[96, 0, 0, 45], InPlanePhaseEncodingDirection="COL"),
+        (128, 96), (1.5, 1.5), (45, 128, "rows"), f"{CLASSIC} COL",
+    ),
+    "classic ROW: phase steps in the third slot count the columns": (
+        classic_header(AcquisitionMatrix=[0, 128, 34, 0], InPlanePhaseEncodingDirection="ROW"),
+        (128, 96), (1.5, 1.5), (34, 96, "columns"), f"{CLASSIC} ROW",
+    ),
+    "Percent Sampling is in the matrix already, not applied twice": (
+        classic_header(AcquisitionMatrix=[96, 0, 0, 45], InPlanePhaseEncodingDirection="COL", PercentSampling=35),
+        (128, 96), (1.5, 1.5), (45, 128, "rows"), f"{CLASSIC} COL",
+    ),
+    "rectangular field of view reconstructed rectangular: Percent Phase FOV agrees, changes nothing": (
+        classic_header(
+            AcquisitionMatrix=[128, 0, 0, 34], InPlanePhaseEncodingDirection="COL", PercentPhaseFieldOfView=75
+        ),
+        (96, 128), (1.5, 1.5), (34, 96, "rows"), f"{CLASSIC} COL",
+    ),
+    "rectangular field of view reconstructed square: steps scaled by the fields of view": (
+        classic_header(
+            AcquisitionMatrix=[128, 0, 0, 34], InPlanePhaseEncodingDirection="COL", PercentPhaseFieldOfView=75
+        ),
+        (128, 128), (1.5, 1.5), (45, 128, "rows"), "Percent Phase Field of View 0018,0094 (75 %)",
+    ),
+    "non-square pixels: the fields of view in mm decide": (
+        classic_header(
+            AcquisitionMatrix=[64, 0, 0, 28], InPlanePhaseEncodingDirection="COL", PercentPhaseFieldOfView=150
+        ),
+        (80, 64), (1.5, 1.25), (28, 80, "rows"), f"{CLASSIC} COL",
+    ),
+    "full resolution: every line measured": (
+        classic_header(AcquisitionMatrix=[96, 0, 0, 128], InPlanePhaseEncodingDirection="COL"),
+        (128, 96), (1.5, 1.5), (128, 128, "rows"), f"{CLASSIC} COL",
+    ),
+    "more steps than the grid holds: at most the grid": (
+        classic_header(AcquisitionMatrix=[96, 0, 0, 256], InPlanePhaseEncodingDirection="COL"),
+        (128, 96), (1.5, 1.5), (128, 128, "rows"), f"{CLASSIC} COL",
+    ),
+    "no direction: no lines and no axis": (
+        classic_header(AcquisitionMatrix=[96, 0, 0, 45]),
+        (128, 96), (1.5, 1.5), (None, None, None), "no In-plane Phase Encoding Direction (0018,1312)",
+    ),
+    "direction neither ROW nor COL": (
+        classic_header(AcquisitionMatrix=[96, 0, 0, 45], InPlanePhaseEncodingDirection="OBLIQUE"),
+        (128, 96), (1.5, 1.5), (None, None, None), "is 'OBLIQUE', not ROW or COL",
+    ),
+    "no matrix: the axis from the direction, no lines": (
+        classic_header(InPlanePhaseEncodingDirection="ROW"),
+        (128, 96), (1.5, 1.5), (None, 96, "columns"), "no phase-encoding steps in Acquisition Matrix 0018,1310",
+    ),
+    "matrix contradicting the direction": (
+        classic_header(AcquisitionMatrix=[0, 96, 45, 0], InPlanePhaseEncodingDirection="COL"),
+        (128, 96), (1.5, 1.5), (None, 128, "rows"),
+        "Acquisition Matrix (0018,1310) 0\\96\\45\\0 holds phase steps for ROW but In-plane Phase Encoding "
+        "Direction (0018,1312) says COL",
+    ),
+    "Percent Phase FOV that cannot describe this image": (
+        classic_header(
+            AcquisitionMatrix=[96, 0, 0, 45], InPlanePhaseEncodingDirection="COL", PercentPhaseFieldOfView=20
+        ),
+        (128, 96), (1.5, 1.5), (None, 128, "rows"),
+        "Percent Phase Field of View (0018,0094) 20 % gives a 29 mm phase field of view, the image's is 192 mm",
+    ),
+    "enhanced COL in the shared groups": (
+        enhanced_header(
+            {
+                "InPlanePhaseEncodingDirection": "COL",
+                "MRAcquisitionPhaseEncodingStepsInPlane": 45,
+                "MRAcquisitionFrequencyEncodingSteps": 96,
+            }
+        ),
+        (128, 96), (1.5, 1.5), (45, 128, "rows"), f"{ENHANCED} COL",
+    ),
+    "enhanced ROW in the first frame's groups, the geometry winning over a classic matrix": (
+        enhanced_header(
+            {"InPlanePhaseEncodingDirection": "ROW", "MRAcquisitionPhaseEncodingStepsInPlane": 30},
+            per_frame=True,
+            AcquisitionMatrix=[96, 0, 0, 45],
+        ),
+        (128, 96), (1.5, 1.5), (30, 96, "columns"), f"{ENHANCED} ROW",
+    ),
+    "enhanced Percent Phase FOV in the geometry": (
+        enhanced_header(
+            {
+                "InPlanePhaseEncodingDirection": "COL",
+                "MRAcquisitionPhaseEncodingStepsInPlane": 34,
+                "PercentPhaseFieldOfView": 75,
+            }
+        ),
+        (128, 128), (1.5, 1.5), (45, 128, "rows"), "Percent Phase Field of View 0018,0094 (75 %)",
+    ),
+    "enhanced partial Fourier along phase: said, the count kept": (
+        enhanced_header(
+            {"InPlanePhaseEncodingDirection": "COL", "MRAcquisitionPhaseEncodingStepsInPlane": 45},
+            partial_fourier="PHASE",
+        ),
+        (128, 96), (1.5, 1.5), (45, 128, "rows"), "partial Fourier along phase (0018,9081)",
+    ),
+    "enhanced partial Fourier along frequency: not a phase matter": (
+        enhanced_header(
+            {"InPlanePhaseEncodingDirection": "COL", "MRAcquisitionPhaseEncodingStepsInPlane": 45},
+            partial_fourier="FREQUENCY",
+        ),
+        (128, 96), (1.5, 1.5), (45, 128, "rows"), f"{ENHANCED} COL",
+    ),
+    "enhanced geometry without steps: the classic matrix, with the geometry's direction": (
+        enhanced_header({"InPlanePhaseEncodingDirection": "ROW"}, AcquisitionMatrix=[0, 128, 30, 0]),
+        (128, 96), (1.5, 1.5), (30, 96, "columns"), f"{CLASSIC} ROW",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", MEASURED_LINES)
+def test_measured_lines_from_each_header_layout(case):
+    header, (rows, columns), spacing, expected, words = MEASURED_LINES[case]
+    found = acquisition.MeasuredLines(
+        **acquisition.read_acquisition(header, rows, columns, spacing)["measured_lines"]
+    )
+    assert (found.lines, found.matrix, found.phase_axis) == expected and words in found.source, found.source
+    if "partial Fourier along frequency" in case:
+        assert "partial" not in found.source
+
+
+def test_measured_lines_of_a_study_without_a_header():
+    assert acquisition.measured_lines(Study(np.zeros((2, 1, 8, 8), np.float32))) is acquisition.NO_HEADER
+
+
+def test_measured_lines_of_the_public_samples_pydicom_ships():
+    """pydicom's own test files: a Siemens image with a rectangular phase field of view, cropped, and
+    a Toshiba image without any acquisition tag."""
+    from pydicom.data import get_testdata_file
+
+    siemens, toshiba = get_testdata_file("examples_overlay.dcm"), get_testdata_file("MR_small.dcm")
+    if siemens is None or toshiba is None:
+        pytest.skip("pydicom's test files are not installed")
+    header = pydicom.dcmread(siemens, stop_before_pixels=True)  # 256\0\0\134 COL, 75 % phase FOV, 300x484
+    found = acquisition.read_acquisition(
+        header, header.Rows, header.Columns, [float(v) for v in header.PixelSpacing]
+    )
+    assert found["percent_sampling"] == pytest.approx(69.79, abs=0.01)  # 134 = 256 x 69.79 % x 75 %
+    assert found["measured_lines"] == {
+        "lines": 111,  # 134 steps over a 262 mm phase field of view, of which the image shows 217 mm
+        "matrix": 300,
+        "phase_axis": "rows",
+        "source": "Acquisition Matrix 0018,1310, In-plane Phase Encoding Direction COL and "
+        "Percent Phase Field of View 0018,0094 (75 %)",
+    }
+    header = pydicom.dcmread(toshiba, stop_before_pixels=True)
+    found = acquisition.read_acquisition(
+        header, header.Rows, header.Columns, [float(v) for v in header.PixelSpacing]
+    )
+    assert found["measured_lines"]["lines"] is None and "0018,1312" in found["measured_lines"]["source"]
 
 
 def one_image(folder, name="im.dcm", pixels=None, **extra):
