@@ -10,6 +10,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from PerfGenSRLib.io import atomic_path, write_json
 from PerfGenSRLib.models import MODELS_DIR
 
 
@@ -23,12 +24,13 @@ def main() -> None:
     args = parser.parse_args()
     args.dest.mkdir(parents=True, exist_ok=True)
     weights = {k: v.half().contiguous() for k, v in load_file(str(args.run / "model.safetensors")).items()}
-    save_file(weights, str(args.dest / f"{args.name}.safetensors"))
+    with atomic_path(args.dest / f"{args.name}.safetensors") as tmp:
+        save_file(weights, str(tmp))
     meta = json.loads((args.run / "model.json").read_text())
-    meta["weights_dtype"] = "float16"
-    (args.dest / f"{args.name}.json").write_text(json.dumps(meta, indent=2))
+    write_json({**meta, "weights_dtype": "float16"}, args.dest / f"{args.name}.json")
     if (args.run / "log.csv").exists():
-        shutil.copy(args.run / "log.csv", args.dest / f"{args.name}-training-log.csv")
+        with atomic_path(args.dest / f"{args.name}-training-log.csv") as tmp:
+            shutil.copy(args.run / "log.csv", tmp)
     print(f"bundled {args.run} as {args.dest / args.name}.safetensors")
 
 
