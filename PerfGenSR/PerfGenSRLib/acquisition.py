@@ -213,3 +213,50 @@ def _percent(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if number > 0 else None
+
+
+def phase_and_lines(
+    study, phase_axis: str | None = None, given_lines: int | None = None, fraction: float | None = None
+) -> tuple[str, int | None, str | None]:
+    """The phase-encoding axis, the measured lines for data consistency and the line saying where
+    they came from (None where there is nothing to say): ``phase_axis`` and ``given_lines`` win over
+    the study's DICOM header, which wins over the rows; with a ``fraction`` (retrospective use) the
+    lines follow from it."""
+    found = measured_lines(study)
+    axis = phase_axis or found.phase_axis or "rows"
+    if fraction is not None:  # retrospective: the lines follow from --fraction
+        return axis, None, None
+    size = study.shape[-2 if axis == "rows" else -1]
+    off = "data consistency is off unless `measured_lines` is given"
+    if given_lines is not None:
+        note = f"measured lines: {given_lines} of {size} along {axis} (from `measured_lines`"
+        if found.lines is not None and (found.lines, found.phase_axis) != (given_lines, axis):
+            note += f", not the header's {found.lines} of {found.matrix} along {found.phase_axis}"
+        return axis, given_lines, note + ")"
+    if found is NO_HEADER:
+        return axis, None, None  # a file without a header: nothing found, nothing to say
+    if found.lines is None:
+        return axis, None, f"measured lines: none in the header ({found.source}); {off}"
+    if found.phase_axis != axis:
+        return (
+            axis,
+            None,
+            (
+                f"measured lines: the header's {found.lines} of {found.matrix} run along {found.phase_axis}, "
+                f"not along `phase_axis` {axis}; {off}"
+            ),
+        )
+    if found.full_resolution:
+        return (
+            axis,
+            None,
+            (
+                f"measured lines: {found.lines} of {found.matrix} along {axis} (from {found.source}): the header "
+                "says full resolution, nothing for data consistency to keep"
+            ),
+        )
+    return (
+        axis,
+        found.lines,
+        f"measured lines: {found.lines} of {found.matrix} along {axis} (from {found.source})",
+    )

@@ -100,52 +100,6 @@ def _read_priors(path: str | None) -> dict:
     return changes
 
 
-def _phase_and_lines(args, study):
-    """The phase-encoding axis, the measured lines for data consistency and the line saying where
-    they came from (None where there is nothing to say): ``--phase-axis`` and ``--measured-lines``
-    win over the DICOM header (:mod:`.acquisition`), which wins over the rows."""
-    from .acquisition import NO_HEADER, measured_lines
-
-    found = measured_lines(study)
-    axis = args.phase_axis or found.phase_axis or "rows"
-    if getattr(args, "fraction", None) is not None:  # retrospective: the lines follow from --fraction
-        return axis, None, None
-    size = study.shape[-2 if axis == "rows" else -1]
-    off = "data consistency is off unless --measured-lines is given"
-    if args.measured_lines is not None:
-        note = f"measured lines: {args.measured_lines} of {size} along {axis} (from --measured-lines"
-        if found.lines is not None and (found.lines, found.phase_axis) != (args.measured_lines, axis):
-            note += f", not the header's {found.lines} of {found.matrix} along {found.phase_axis}"
-        return axis, args.measured_lines, note + ")"
-    if found is NO_HEADER:
-        return axis, None, None  # a file without a header: nothing found, nothing to say
-    if found.lines is None:
-        return axis, None, f"measured lines: none in the header ({found.source}); {off}"
-    if found.phase_axis != axis:
-        return (
-            axis,
-            None,
-            (
-                f"measured lines: the header's {found.lines} of {found.matrix} run along {found.phase_axis}, "
-                f"not along --phase-axis {axis}; {off}"
-            ),
-        )
-    if found.full_resolution:
-        return (
-            axis,
-            None,
-            (
-                f"measured lines: {found.lines} of {found.matrix} along {axis} (from {found.source}): the header "
-                "says full resolution, nothing for data consistency to keep"
-            ),
-        )
-    return (
-        axis,
-        found.lines,
-        f"measured lines: {found.lines} of {found.matrix} along {axis} (from {found.source})",
-    )
-
-
 def cmd_phantom(args) -> None:
     from .phantom import PhantomPriors, write_phantom_dataset
 
@@ -222,11 +176,15 @@ def cmd_super_resolve(args) -> None:
     )
     study = read_study(args.input, min_frames=1)
     print(f"{args.input}: {describe_study(study)}", file=sys.stderr)
-    phase_axis, lines, note = _phase_and_lines(args, study)
+    from .acquisition import phase_and_lines
+
+    phase_axis, lines, note = phase_and_lines(
+        study, args.phase_axis, args.measured_lines, getattr(args, "fraction", None)
+    )
     if note:
         if lines and args.no_data_consistency:
-            note += "; not kept (--no-data-consistency)"
-        print(note, file=sys.stderr)
+            note += "; not kept (`no_data_consistency`)"
+        print(as_flags(note, build_parser()), file=sys.stderr)
     update, close = _progress_printer(args, "frame")
     try:
         result = super_resolve_study(

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .acquisition import phase_and_lines
 from .data import _is_phantom, _is_study_file
 from .defaults import STUDY_FORMATS as FORMATS
 from .distributed import Distributed
@@ -282,12 +283,15 @@ def super_resolve_cohort(
     *,
     method: str = "perfgen",
     model: str | os.PathLike | None = None,
-    phase_axis: str = "rows",
+    phase_axis: str | None = None,
+    measured_lines: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     **options,
 ) -> CohortResult:
     """Super-resolve this rank's share of the pending studies (:func:`sample.super_resolve_study` with
-    ``options``), publish each as it finishes, and gather what every rank did.
+    ``options``), publish each as it finishes, and gather what every rank did. The phase axis and the
+    measured lines are each study's own as :func:`acquisition.phase_and_lines` chooses them (the
+    arguments win over the header, which wins over the rows).
 
     A study that cannot be read is reported and the others go on; ``progress(done, total)`` counts
     the cohort's finished studies on rank 0."""
@@ -304,17 +308,21 @@ def super_resolve_cohort(
         except PerfGenError as error:
             failed.append((study.name, str(error)))
             continue
+        axis, lines, _ = phase_and_lines(frames, phase_axis, measured_lines, options.get("lr_fraction"))
         result = super_resolve_study(
-            _along_rows(frames, phase_axis), method, model=model, device=str(runtime.device), **options
+            _along_rows(frames, axis),
+            method,
+            model=model,
+            device=str(runtime.device),
+            measured_lines=lines,
+            **options,
         )
         model_name = str(model or "bundled")
         with cohort.plans[study.name].staged() as staged:
-            write_study(
-                _along_rows(result.study, phase_axis), staged["`out`"], method=method, model=model_name
-            )
+            write_study(_along_rows(result.study, axis), staged["`out`"], method=method, model=model_name)
             if "`uncertainty`" in staged:
                 write_study(
-                    _along_rows(result.uncertainty, phase_axis),
+                    _along_rows(result.uncertainty, axis),
                     staged["`uncertainty`"],
                     method=f"{method} uncertainty (SD)",
                     model=model_name,
