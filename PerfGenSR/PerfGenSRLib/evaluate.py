@@ -21,13 +21,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .curves import roi_curves, save_curves_figure, write_curves_csv, xt_profile
+from .curves import roi_curves, save_curves_figure, temporal_measures, write_curves_csv, xt_profile
 from .data import study_center, study_paths
 from .defaults import CURVE_ROIS, DEFAULT_SAMPLER, METHOD_NAMES, METHOD_SHORT_NAMES, METHODS, samples_for
 from .errors import PerfGenError
-from .figures import phase_frames, save_metric_boxplots, save_phase_panel, save_xt_profiles
+from .figures import (
+    phase_frames,
+    save_calibration_figure,
+    save_metric_boxplots,
+    save_phase_panel,
+    save_xt_profiles,
+)
 from .io import NIFTI_SUFFIXES, atomic_path, read_study, write_csv, write_study
-from .metrics import FOV, METRIC_NAMES, METRICS, fov_crop, frame_metrics
+from .metrics import FOV, METRIC_NAMES, METRICS, calibration, fov_crop, frame_metrics
 from .models import bundled_model_path, resolve_device
 from .report import comparison_tests, format_report, format_summary, scaled
 from .sample import super_resolve_study
@@ -177,27 +183,44 @@ def study_means(rows: list[dict]) -> list[dict]:
     ]
 
 
+ROI_MEASURES = {  # curves.temporal_measures' keys -> roi_metrics.csv's measure names (against HR)
+    "rmse_percent_of_peak": "curve_rmse_percent_of_peak",
+    "jitter_ratio": "jitter_ratio",
+    "ttp_error": "ttp_error_s",
+    "upslope_error_percent": "upslope_error_percent",
+}
+POOLED_PIXELS = 100_000  # pixels per study kept for the pooled calibration curve
+
+
 def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
-    """Curve RMSE against HR per ROI and the defect-to-remote contrast ratio relative to HR (slice 0)."""
+    """Per ROI of slice 0 and method: curve RMSE, jitter ratio, time-to-peak and maximal-upslope
+    error against HR (and, suffixed ``_vs_truth``, the truth), the truth's own jitter ratio to HR, and
+    the defect-to-remote contrast ratio relative to HR. Times in seconds (frames without times)."""
     if not case.masks:
         return []
-    hr = case.study.frames[:, 0]
+    hr, times = case.study.frames[:, 0], case.study.times()
     masks = {roi: case.masks[roi] for roi in CURVE_ROIS if roi in case.masks and case.masks[roi].any()}
-    reference = roi_curves(hr, masks)
+    references = {"HR": roi_curves(hr, masks)}
+    if case.truth is not None:
+        references["truth"] = roi_curves(case.truth[:, 0], masks)
     rows = []
+
+    def add(method: str, measure: str, roi: str, value: float) -> None:
+        rows.append({"study": case.name, "method": method, "measure": measure, "roi": roi, "value": value})
+
     for method, frames in images.items():
-        curves = roi_curves(frames[:, 0], masks)
-        for roi, (mean, _) in curves.items():
-            rmse = float(np.sqrt(np.mean((mean - reference[roi][0]) ** 2)))
-            rows.append(
-                {
-                    "study": case.name,
-                    "method": method,
-                    "measure": "curve_rmse_percent_of_peak",
-                    "roi": roi,
-                    "value": 100 * rmse / float(np.max(reference[roi][0])),
-                }
-            )
+        for roi, (mean, _) in roi_curves(frames[:, 0], masks).items():
+            for reference, curves in references.items():
+                suffix = "" if reference == "HR" else "_vs_truth"
+                for key, value in temporal_measures(mean, curves[roi][0], times).items():
+                    add(method, ROI_MEASURES[key] + suffix, roi, value)
+    for roi, (mean, _) in references.get("truth", {}).items():
+        add(
+            "truth",
+            "jitter_ratio",
+            roi,
+            temporal_measures(mean, references["HR"][roi][0], times)["jitter_ratio"],
+        )
     defect = case.masks.get("defect")
     if defect is not None and defect.any() and "myocardium" in case.masks:
         remote = case.masks["myocardium"] & ~defect
@@ -207,26 +230,28 @@ def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
             return float(frames[peak][defect].mean() / max(frames[peak][remote].mean(), 1e-12))
 
         hr_ratio = ratio(hr)
-        rows += [
-            {
-                "study": case.name,
-                "method": method,
-                "measure": "defect_remote_ratio_relative_to_hr",
-                "roi": "defect",
-                "value": ratio(frames[:, 0]) / hr_ratio,
-            }
-            for method, frames in images.items()
-        ]
-        rows.append(
-            {
-                "study": case.name,
-                "method": "HR",
-                "measure": "defect_remote_ratio",
-                "roi": "defect",
-                "value": hr_ratio,
-            }
-        )
+        for method, frames in images.items():
+            add(method, "defect_remote_ratio_relative_to_hr", "defect", ratio(frames[:, 0]) / hr_ratio)
+        add("HR", "defect_remote_ratio", "defect", hr_ratio)
     return rows
+
+
+def uncertainty_measures(case: Case, estimate: np.ndarray, sd: np.ndarray, seed: int = 0) -> dict[str, dict]:
+    """How well PerfGen's per-pixel SD predicts the error of its estimate (the mean of its samples)
+    in the FOV of every slice and frame, against HR and (phantoms) the truth: ``metrics.calibration``
+    per reference, plus ``pixels``, a random subset of (SD, error) pairs for the pooled curve."""
+    references = {"HR": case.study.frames, **({"truth": case.truth} if case.truth is not None else {})}
+    found = {}
+    for reference, frames in references.items():
+        spreads, errors = [], []
+        for z in range(case.study.shape[1]):
+            center = study_center(case.study, z)
+            spreads.append(fov_crop(sd[:, z], center).ravel())
+            errors.append((fov_crop(estimate[:, z], center) - fov_crop(frames[:, z], center)).ravel())
+        spread, error = np.concatenate(spreads), np.concatenate(errors)
+        keep = np.random.default_rng(seed).permutation(spread.size)[:POOLED_PIXELS]
+        found[reference] = calibration(spread, error) | {"pixels": (spread[keep], error[keep])}
+    return found
 
 
 def save_case_figures(folder: Path, case: Case, images: dict[str, np.ndarray]) -> list[Path]:
@@ -320,7 +345,7 @@ def evaluate_cases(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    frame_rows, roi_rows, figures = [], [], {}
+    frame_rows, roi_rows, figures, calibrations = [], [], {}, {}
     if progress:
         progress(0, len(cases))
     for done, case in enumerate(cases, 1):
@@ -337,14 +362,18 @@ def evaluate_cases(
                     device=device,
                     batch=batch,
                     lr_fraction=fraction,
-                ).study
+                )
                 for method in methods
             }
-        images = {method: result.frames for method, result in results.items()}
+        images = {method: result.study.frames for method, result in results.items()}
+        if "perfgen" in results and results["perfgen"].uncertainty is not None:
+            calibrations[case.name] = uncertainty_measures(
+                case, images["perfgen"], results["perfgen"].uncertainty.frames, seed
+            )
         if dicom:
             for method, result in results.items():
                 write_study(
-                    result,
+                    result.study,
                     out / "dicom" / case.name / method,
                     method=METHOD_NAMES[method],
                     model=str(model_paths[method] or "none"),
@@ -355,6 +384,7 @@ def evaluate_cases(
         if progress:
             progress(done, len(cases))
     study_rows = study_means(frame_rows)
+    uncertainty = summarise_uncertainty(calibrations, study_rows, out) if calibrations else {}
     write_csv(study_rows + frame_rows, out / "metrics.csv")
     if roi_rows:
         write_csv(roi_rows, out / "roi_metrics.csv")
@@ -382,12 +412,49 @@ def evaluate_cases(
         "steps": steps,
         "samples": samples_for("perfgen", samples, sampler),
         "device": str(resolve_device(device)),
+        "uncertainty": uncertainty,
         "seconds": time.perf_counter() - started,
     }
     report = out / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text(format_report(values, tests, roi_values, settings, names, figures, out))
     return Evaluation(names, values, tests, roi_values, report)
+
+
+def summarise_uncertainty(
+    calibrations: dict[str, dict[str, dict]], study_rows: list[dict], out: Path
+) -> dict:
+    """Per-study calibration numbers into PerfGen's study rows of ``metrics.csv`` (``sd_*`` columns,
+    empty elsewhere), the curves into ``uncertainty_calibration.csv`` and ``uncertainty.png`` (one
+    line per study and the pooled pixels); returns ``{reference: {study or "pooled": calibration}}``."""
+    by_reference: dict[str, dict[str, dict]] = {}
+    for name, found in calibrations.items():
+        for reference, numbers in found.items():
+            by_reference.setdefault(reference, {})[name] = numbers
+    for by_study in by_reference.values():
+        pixels = [np.concatenate(parts) for parts in zip(*(c.pop("pixels") for c in by_study.values()))]
+        by_study["pooled"] = calibration(*pixels)
+    columns = {"sd_spearman": "spearman", "sd_calibration_slope": "slope", "sd_error_ratio": "ratio"}
+    for row in study_rows:
+        numbers = (
+            by_reference.get(row["reference"], {}).get(row["study"]) if row["method"] == "perfgen" else None
+        )
+        row.update({column: numbers[key] if numbers else "" for column, key in columns.items()})
+    write_csv(
+        [
+            {"reference": r, "study": name, "bin": i, "predicted_sd": p, "observed_rms_error": o}
+            for r, by_study in by_reference.items()
+            for name, c in by_study.items()
+            for i, (p, o) in enumerate(zip(c["predicted"], c["observed"]))
+        ],
+        out / "uncertainty_calibration.csv",
+    )
+    reference = "truth" if "truth" in by_reference else "HR"
+    curves = {name: (c["predicted"], c["observed"]) for name, c in by_reference[reference].items()}
+    save_calibration_figure(
+        out / "uncertainty.png", curves, f"PerfGen SD against its error vs {reference} ({FOV}x{FOV} FOV)"
+    )
+    return by_reference
 
 
 def per_study_values(study_rows: list[dict]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
