@@ -43,6 +43,21 @@ def curve_jitter(curve: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.diff(curve, 2) ** 2)))
 
 
+def noise_jitter_ratio(curve: np.ndarray, reference: np.ndarray, truth: np.ndarray) -> float:
+    """Frame-to-frame noise that ``curve`` carries beyond the noise-free ``truth``, relative to the
+    ``reference``'s (e.g. HR's): ``curve_jitter(curve - truth) / curve_jitter(reference - truth)``.
+
+    Where the true curve bends sharply (a first pass sampled every heartbeat), :func:`curve_jitter` of
+    the curve itself is mostly that bend; subtracting the truth leaves only the noise (phantoms only).
+    """
+    truth = np.asarray(truth, float)
+    own, theirs = (
+        curve_jitter(np.asarray(curve, float) - truth),
+        curve_jitter(np.asarray(reference, float) - truth),
+    )
+    return own / max(theirs, np.finfo(float).tiny)
+
+
 def _lightly_smoothed(curve: np.ndarray, smooth: float) -> np.ndarray:
     curve = np.asarray(curve, float)
     return ndimage.gaussian_filter1d(curve, smooth, mode="nearest") if smooth > 0 else curve

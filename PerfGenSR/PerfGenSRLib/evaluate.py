@@ -21,23 +21,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .curves import roi_curves, save_curves_figure, temporal_measures, write_curves_csv, xt_profile
+from .curves import (
+    noise_jitter_ratio,
+    roi_curves,
+    save_curves_figure,
+    temporal_measures,
+    write_curves_csv,
+    xt_profile,
+)
 from .data import study_center, study_paths
 from .defaults import CURVE_ROIS, DEFAULT_SAMPLER, METHOD_NAMES, METHOD_SHORT_NAMES, METHODS, samples_for
 from .errors import PerfGenError
 from .figures import (
     phase_frames,
-    save_calibration_figure,
     save_metric_boxplots,
     save_phase_panel,
     save_xt_profiles,
 )
 from .io import NIFTI_SUFFIXES, atomic_path, read_study, write_csv, write_study
-from .metrics import FOV, METRIC_NAMES, METRICS, calibration, fov_crop, frame_metrics
+from .metrics import FOV, METRIC_NAMES, METRICS, fov_crop, frame_metrics
 from .models import bundled_model_path, resolve_device
 from .report import comparison_tests, format_report, format_summary, scaled
 from .sample import super_resolve_study
 from .study import Study
+from .uncertainty import summarise_uncertainty, uncertainty_measures
 
 
 @dataclass
@@ -59,6 +66,7 @@ class Evaluation:
     tests: dict[str, dict[tuple[str, str], dict[str, dict[str, float]]]]
     roi_values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     report: Path | None = None
+    uncertainty: dict[str, dict[str, dict]] = field(default_factory=dict)  # summarise_uncertainty's
 
     def summary(self) -> str:
         """The terminal summary: mean ± SD per method and the PerfGen-vs-GAN sentences."""
@@ -189,13 +197,13 @@ ROI_MEASURES = {  # curves.temporal_measures' keys -> roi_metrics.csv's measure 
     "ttp_error": "ttp_error_s",
     "upslope_error_percent": "upslope_error_percent",
 }
-POOLED_PIXELS = 100_000  # pixels per study kept for the pooled calibration curve
 
 
 def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
     """Per ROI of slice 0 and method: curve RMSE, jitter ratio, time-to-peak and maximal-upslope
-    error against HR (and, suffixed ``_vs_truth``, the truth), the truth's own jitter ratio to HR, and
-    the defect-to-remote contrast ratio relative to HR. Times in seconds (frames without times)."""
+    error against HR (and, suffixed ``_vs_truth``, the truth), with a truth the noise jitter ratio
+    to HR's (``curves.noise_jitter_ratio``) and the truth's own jitter ratio to HR, and the
+    defect-to-remote contrast ratio relative to HR. Times in seconds (frames without times)."""
     if not case.masks:
         return []
     hr, times = case.study.frames[:, 0], case.study.times()
@@ -214,6 +222,13 @@ def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
                 suffix = "" if reference == "HR" else "_vs_truth"
                 for key, value in temporal_measures(mean, curves[roi][0], times).items():
                     add(method, ROI_MEASURES[key] + suffix, roi, value)
+            if "truth" in references:
+                add(
+                    method,
+                    "noise_jitter_ratio_vs_truth",
+                    roi,
+                    noise_jitter_ratio(mean, *(references[r][roi][0] for r in ("HR", "truth"))),
+                )
     for roi, (mean, _) in references.get("truth", {}).items():
         add(
             "truth",
@@ -234,24 +249,6 @@ def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
             add(method, "defect_remote_ratio_relative_to_hr", "defect", ratio(frames[:, 0]) / hr_ratio)
         add("HR", "defect_remote_ratio", "defect", hr_ratio)
     return rows
-
-
-def uncertainty_measures(case: Case, estimate: np.ndarray, sd: np.ndarray, seed: int = 0) -> dict[str, dict]:
-    """How well PerfGen's per-pixel SD predicts the error of its estimate (the mean of its samples)
-    in the FOV of every slice and frame, against HR and (phantoms) the truth: ``metrics.calibration``
-    per reference, plus ``pixels``, a random subset of (SD, error) pairs for the pooled curve."""
-    references = {"HR": case.study.frames, **({"truth": case.truth} if case.truth is not None else {})}
-    found = {}
-    for reference, frames in references.items():
-        spreads, errors = [], []
-        for z in range(case.study.shape[1]):
-            center = study_center(case.study, z)
-            spreads.append(fov_crop(sd[:, z], center).ravel())
-            errors.append((fov_crop(estimate[:, z], center) - fov_crop(frames[:, z], center)).ravel())
-        spread, error = np.concatenate(spreads), np.concatenate(errors)
-        keep = np.random.default_rng(seed).permutation(spread.size)[:POOLED_PIXELS]
-        found[reference] = calibration(spread, error) | {"pixels": (spread[keep], error[keep])}
-    return found
 
 
 def save_case_figures(folder: Path, case: Case, images: dict[str, np.ndarray]) -> list[Path]:
@@ -368,7 +365,7 @@ def evaluate_cases(
         images = {method: result.study.frames for method, result in results.items()}
         if "perfgen" in results and results["perfgen"].uncertainty is not None:
             calibrations[case.name] = uncertainty_measures(
-                case, images["perfgen"], results["perfgen"].uncertainty.frames, seed
+                case.study, case.truth, images["perfgen"], results["perfgen"].uncertainty.frames, seed
             )
         if dicom:
             for method, result in results.items():
@@ -418,43 +415,7 @@ def evaluate_cases(
     report = out / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text(format_report(values, tests, roi_values, settings, names, figures, out))
-    return Evaluation(names, values, tests, roi_values, report)
-
-
-def summarise_uncertainty(
-    calibrations: dict[str, dict[str, dict]], study_rows: list[dict], out: Path
-) -> dict:
-    """Per-study calibration numbers into PerfGen's study rows of ``metrics.csv`` (``sd_*`` columns,
-    empty elsewhere), the curves into ``uncertainty_calibration.csv`` and ``uncertainty.png`` (one
-    line per study and the pooled pixels); returns ``{reference: {study or "pooled": calibration}}``."""
-    by_reference: dict[str, dict[str, dict]] = {}
-    for name, found in calibrations.items():
-        for reference, numbers in found.items():
-            by_reference.setdefault(reference, {})[name] = numbers
-    for by_study in by_reference.values():
-        pixels = [np.concatenate(parts) for parts in zip(*(c.pop("pixels") for c in by_study.values()))]
-        by_study["pooled"] = calibration(*pixels)
-    columns = {"sd_spearman": "spearman", "sd_calibration_slope": "slope", "sd_error_ratio": "ratio"}
-    for row in study_rows:
-        numbers = (
-            by_reference.get(row["reference"], {}).get(row["study"]) if row["method"] == "perfgen" else None
-        )
-        row.update({column: numbers[key] if numbers else "" for column, key in columns.items()})
-    write_csv(
-        [
-            {"reference": r, "study": name, "bin": i, "predicted_sd": p, "observed_rms_error": o}
-            for r, by_study in by_reference.items()
-            for name, c in by_study.items()
-            for i, (p, o) in enumerate(zip(c["predicted"], c["observed"]))
-        ],
-        out / "uncertainty_calibration.csv",
-    )
-    reference = "truth" if "truth" in by_reference else "HR"
-    curves = {name: (c["predicted"], c["observed"]) for name, c in by_reference[reference].items()}
-    save_calibration_figure(
-        out / "uncertainty.png", curves, f"PerfGen SD against its error vs {reference} ({FOV}x{FOV} FOV)"
-    )
-    return by_reference
+    return Evaluation(names, values, tests, roi_values, report, uncertainty)
 
 
 def per_study_values(study_rows: list[dict]) -> dict[str, dict[str, dict[str, np.ndarray]]]:

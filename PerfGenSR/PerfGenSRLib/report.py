@@ -213,6 +213,8 @@ CURVE_MEASURES = {  # roi_metrics.csv measure -> what its table shows (against t
     "curve_rmse_percent_of_peak": "Curve RMSE, in % of the reference curve's peak",
     "jitter_ratio": "Jitter: RMS of the curve's second difference over the reference curve's "
     "(1 = as jittery as the reference; frame-to-frame noise raises it, smoothing lowers it)",
+    "noise_jitter_ratio": "Noise jitter: RMS of the second difference of (curve minus truth) over HR's "
+    "(1 = as much frame-to-frame noise as HR; the truth's own bends cancel out)",
     "ttp_error_s": "Time-to-peak error in s (method minus reference; peaks found after a 1-frame "
     "Gaussian smoothing, refined by a parabola)",
     "upslope_error_percent": "Maximal-upslope error, in % of the reference curve's (largest rise per "

@@ -16,7 +16,7 @@ LAYERS = {
     **dict.fromkeys(["io", "dicom", "outputs", "augment", "phantom", "metrics", "curves", "figures"], 1),
     **dict.fromkeys(["schedule", "unet", "gan", "models", "data", "distributed"], 2),
     **dict.fromkeys(["sample", "objectives", "train"], 3),
-    **dict.fromkeys(["evaluate", "report", "demo", "cli"], 4),
+    **dict.fromkeys(["evaluate", "report", "uncertainty", "demo", "cli"], 4),
     SLICER_SIDE: 5,
 }
 LONG_FILE_LINES = 500

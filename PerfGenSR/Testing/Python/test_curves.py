@@ -98,5 +98,11 @@ def test_jitter_of_a_known_noise_and_the_measures_against_a_reference():
     assert late["ttp_error"] == pytest.approx(1.6, abs=0.1) and abs(late["upslope_error_percent"]) < 3
     halved = curves.temporal_measures(50 + (smooth - 50) / 2, smooth, times)
     assert halved["upslope_error_percent"] == pytest.approx(-50) and halved["ttp_error"] == pytest.approx(0)
+    # the truth's bend hides the noise from the plain jitter; subtracting the truth shows it
+    bent = 50 + 1000 * np.exp(-(((times - 10) / 2.0) ** 2))
+    hr, noisier = bent + 1.0 * noise[2], bent + 1.5 * noise[3]
+    assert curves.temporal_measures(noisier, hr, times)["jitter_ratio"] < 1.05
+    assert curves.noise_jitter_ratio(noisier, hr, bent) == pytest.approx(1.5, rel=0.25)
+    assert curves.noise_jitter_ratio(hr, hr, bent) == 1.0
     with pytest.raises(PerfGenError, match="at least 3 frames"):
         curves.curve_jitter(np.ones(2))

@@ -68,8 +68,8 @@ def test_report_has_every_table_row_and_figure(evaluated):
         assert heading in report
     for label in ("LR (zero-pad)", "GAN", "PerfGen"):
         assert (
-            len(re.findall(rf"^\| {re.escape(label)} \|", report, re.M)) == 2 + 4 + 4 + 1
-        )  # HR, truth, 4 curve measures against HR and against the truth, contrast
+            len(re.findall(rf"^\| {re.escape(label)} \|", report, re.M)) == 2 + 4 + 5 + 1
+        )  # HR, truth, 4 curve measures against HR and 5 against the truth (noise jitter too), contrast
     assert len(re.findall(r"^\| Truth \(noise-free\) \|", report, re.M)) == 1  # its jitter against HR's
     assert "## Signal-time curves against the noise-free truth" in report
     assert "## Uncertainty" in report and "Not measured: PerfGen ran with sampler mean" in report
@@ -113,6 +113,12 @@ def test_curve_table_numbers_are_the_roi_rows_and_hr_against_itself_is_exact(eva
     assert f"| GAN | {mean_sd(values('ttp_error_s_vs_truth', 'gan', 'lv_blood'))} |" in tables[1]
     truth = values("jitter_ratio", "truth", "lv_blood")  # the noise-free curve against HR
     assert len(truth) == STUDIES and f"| Truth (noise-free) | {mean_sd(truth)} |" in tables[0]
+    noise = values("noise_jitter_ratio_vs_truth", "perfgen", "myocardium")
+    assert (
+        len(noise) == STUDIES
+        and f"| PerfGen | {mean_sd(values('noise_jitter_ratio_vs_truth', 'perfgen', 'lv_blood'))} | "
+        in tables[1]
+    )
 
 
 def test_uncertainty_of_a_stochastic_sampler_is_measured_and_reported(evaluated, tmp_path):
