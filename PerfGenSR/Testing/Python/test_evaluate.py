@@ -183,7 +183,7 @@ def test_user_studies_without_masks_and_zero_padding_only(tmp_path):
 
 def test_missing_models_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PERFGEN_MODELS_DIR", str(tmp_path))
-    with pytest.raises(PerfGenError, match=r"gan model .* does not exist; pass --models gan=PATH"):
+    with pytest.raises(PerfGenError, match=r"gan model .* does not exist; pass `models` gan=PATH"):
         evaluate([tmp_path], tmp_path / "out", methods=["zeropad", "gan"])
     with pytest.raises(PerfGenError, match="unknown method 'sr3'"):
         evaluate([tmp_path], tmp_path / "out", methods=["sr3"])
