@@ -1,4 +1,5 @@
-"""Signal-time curves inside ROIs and x-t profiles along a line, with CSV and figure helpers."""
+"""Signal-time curves inside ROIs and x-t profiles along a line, with CSV and figure helpers, and
+what a reader measures on a curve: its frame-to-frame jitter, time to peak and maximal upslope."""
 
 from __future__ import annotations
 
@@ -28,6 +29,74 @@ def roi_curves(frames: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, tu
         values = frames[:, mask]
         curves[name] = (values.mean(axis=1), values.std(axis=1))
     return curves
+
+
+def curve_jitter(curve: np.ndarray) -> float:
+    """High-frequency energy of a curve: the RMS of its second difference (per frame, in signal units).
+
+    A smooth first pass has a small second difference; noise that changes from frame to frame adds
+    about ``sqrt(6)`` times its SD. Compare curves sampled at the same times (e.g. as a ratio to HR's).
+    """
+    curve = np.asarray(curve, float)
+    if len(curve) < 3:
+        raise PerfGenError(f"a curve needs at least 3 frames for its jitter, got {len(curve)}")
+    return float(np.sqrt(np.mean(np.diff(curve, 2) ** 2)))
+
+
+def noise_jitter_ratio(curve: np.ndarray, reference: np.ndarray, truth: np.ndarray) -> float:
+    """Frame-to-frame noise that ``curve`` carries beyond the noise-free ``truth``, relative to the
+    ``reference``'s (e.g. HR's): ``curve_jitter(curve - truth) / curve_jitter(reference - truth)``.
+
+    Where the true curve bends sharply (a first pass sampled every heartbeat), :func:`curve_jitter` of
+    the curve itself is mostly that bend; subtracting the truth leaves only the noise (phantoms only).
+    """
+    truth = np.asarray(truth, float)
+    own, theirs = (
+        curve_jitter(np.asarray(curve, float) - truth),
+        curve_jitter(np.asarray(reference, float) - truth),
+    )
+    return own / max(theirs, np.finfo(float).tiny)
+
+
+def _lightly_smoothed(curve: np.ndarray, smooth: float) -> np.ndarray:
+    curve = np.asarray(curve, float)
+    return ndimage.gaussian_filter1d(curve, smooth, mode="nearest") if smooth > 0 else curve
+
+
+def time_to_peak(curve: np.ndarray, times: np.ndarray, smooth: float = 1.0) -> float:
+    """Time of the curve's maximum (``times`` in seconds or frames), after a Gaussian smoothing of
+    ``smooth`` frames, refined between samples by the parabola through the maximum and its neighbours."""
+    values, times = _lightly_smoothed(curve, smooth), np.asarray(times, float)
+    i = int(np.argmax(values))
+    if 0 < i < len(values) - 1:
+        (t0, t1, t2), (y0, y1, y2) = times[i - 1 : i + 2], values[i - 1 : i + 2]
+        # vertex of the parabola through the three points (non-uniform times allowed)
+        num = (t1 - t0) ** 2 * (y1 - y2) - (t1 - t2) ** 2 * (y1 - y0)
+        den = (t1 - t0) * (y1 - y2) - (t1 - t2) * (y1 - y0)
+        if den != 0:
+            return float(np.clip(t1 - 0.5 * num / den, t0, t2))
+    return float(times[i])
+
+
+def max_upslope(curve: np.ndarray, times: np.ndarray, smooth: float = 1.0) -> float:
+    """The largest rise per unit time between consecutive frames, after a Gaussian smoothing of
+    ``smooth`` frames (0: none), in signal units per unit of ``times``."""
+    values, times = _lightly_smoothed(curve, smooth), np.asarray(times, float)
+    return float(np.max(np.diff(values) / np.diff(times)))
+
+
+def temporal_measures(curve: np.ndarray, reference: np.ndarray, times: np.ndarray) -> dict[str, float]:
+    """How faithfully ``curve`` follows ``reference`` (both sampled at ``times``): jitter ratio
+    (1 = as jittery as the reference), RMSE in % of the reference's peak, time-to-peak error
+    (curve minus reference) and maximal-upslope error in % of the reference's upslope."""
+    curve, reference = np.asarray(curve, float), np.asarray(reference, float)
+    upslope = max_upslope(reference, times)
+    return {
+        "jitter_ratio": curve_jitter(curve) / max(curve_jitter(reference), np.finfo(float).tiny),
+        "rmse_percent_of_peak": float(100 * np.sqrt(np.mean((curve - reference) ** 2)) / np.max(reference)),
+        "ttp_error": time_to_peak(curve, times) - time_to_peak(reference, times),
+        "upslope_error_percent": 100 * (max_upslope(curve, times) - upslope) / upslope,
+    }
 
 
 def xt_profile(

@@ -21,18 +21,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .curves import roi_curves, save_curves_figure, write_curves_csv, xt_profile
+from .curves import (
+    noise_jitter_ratio,
+    roi_curves,
+    save_curves_figure,
+    temporal_measures,
+    write_curves_csv,
+    xt_profile,
+)
 from .data import study_center, study_paths
 from .defaults import CURVE_ROIS, DEFAULT_SAMPLER, METHOD_NAMES, METHOD_SHORT_NAMES, METHODS, samples_for
 from .distributed import Distributed
 from .errors import PerfGenError
-from .figures import phase_frames, save_metric_boxplots, save_phase_panel, save_xt_profiles
+from .figures import (
+    phase_frames,
+    save_metric_boxplots,
+    save_phase_panel,
+    save_xt_profiles,
+)
 from .io import NIFTI_SUFFIXES, atomic_path, read_study, write_csv, write_study
 from .metrics import FOV, METRIC_NAMES, METRICS, fov_crop, frame_metrics
 from .models import bundled_model_path, resolve_device
 from .report import comparison_tests, format_report, format_summary, scaled
 from .sample import super_resolve_study
 from .study import Study
+from .uncertainty import summarise_uncertainty, uncertainty_measures
 
 
 @dataclass
@@ -54,6 +67,7 @@ class Evaluation:
     tests: dict[str, dict[tuple[str, str], dict[str, dict[str, float]]]]
     roi_values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     report: Path | None = None
+    uncertainty: dict[str, dict[str, dict]] = field(default_factory=dict)  # summarise_uncertainty's
 
     def summary(self) -> str:
         """The terminal summary: mean ± SD per method and the PerfGen-vs-GAN sentences."""
@@ -178,27 +192,51 @@ def study_means(rows: list[dict]) -> list[dict]:
     ]
 
 
+ROI_MEASURES = {  # curves.temporal_measures' keys -> roi_metrics.csv's measure names (against HR)
+    "rmse_percent_of_peak": "curve_rmse_percent_of_peak",
+    "jitter_ratio": "jitter_ratio",
+    "ttp_error": "ttp_error_s",
+    "upslope_error_percent": "upslope_error_percent",
+}
+
+
 def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
-    """Curve RMSE against HR per ROI and the defect-to-remote contrast ratio relative to HR (slice 0)."""
+    """Per ROI of slice 0 and method: curve RMSE, jitter ratio, time-to-peak and maximal-upslope
+    error against HR (and, suffixed ``_vs_truth``, the truth), with a truth the noise jitter ratio
+    to HR's (``curves.noise_jitter_ratio``) and the truth's own jitter ratio to HR, and the
+    defect-to-remote contrast ratio relative to HR. Times in seconds (frames without times)."""
     if not case.masks:
         return []
-    hr = case.study.frames[:, 0]
+    hr, times = case.study.frames[:, 0], case.study.times()
     masks = {roi: case.masks[roi] for roi in CURVE_ROIS if roi in case.masks and case.masks[roi].any()}
-    reference = roi_curves(hr, masks)
+    references = {"HR": roi_curves(hr, masks)}
+    if case.truth is not None:
+        references["truth"] = roi_curves(case.truth[:, 0], masks)
     rows = []
+
+    def add(method: str, measure: str, roi: str, value: float) -> None:
+        rows.append({"study": case.name, "method": method, "measure": measure, "roi": roi, "value": value})
+
     for method, frames in images.items():
-        curves = roi_curves(frames[:, 0], masks)
-        for roi, (mean, _) in curves.items():
-            rmse = float(np.sqrt(np.mean((mean - reference[roi][0]) ** 2)))
-            rows.append(
-                {
-                    "study": case.name,
-                    "method": method,
-                    "measure": "curve_rmse_percent_of_peak",
-                    "roi": roi,
-                    "value": 100 * rmse / float(np.max(reference[roi][0])),
-                }
-            )
+        for roi, (mean, _) in roi_curves(frames[:, 0], masks).items():
+            for reference, curves in references.items():
+                suffix = "" if reference == "HR" else "_vs_truth"
+                for key, value in temporal_measures(mean, curves[roi][0], times).items():
+                    add(method, ROI_MEASURES[key] + suffix, roi, value)
+            if "truth" in references:
+                add(
+                    method,
+                    "noise_jitter_ratio_vs_truth",
+                    roi,
+                    noise_jitter_ratio(mean, *(references[r][roi][0] for r in ("HR", "truth"))),
+                )
+    for roi, (mean, _) in references.get("truth", {}).items():
+        add(
+            "truth",
+            "jitter_ratio",
+            roi,
+            temporal_measures(mean, references["HR"][roi][0], times)["jitter_ratio"],
+        )
     defect = case.masks.get("defect")
     if defect is not None and defect.any() and "myocardium" in case.masks:
         remote = case.masks["myocardium"] & ~defect
@@ -208,25 +246,9 @@ def roi_measures(case: Case, images: dict[str, np.ndarray]) -> list[dict]:
             return float(frames[peak][defect].mean() / max(frames[peak][remote].mean(), 1e-12))
 
         hr_ratio = ratio(hr)
-        rows += [
-            {
-                "study": case.name,
-                "method": method,
-                "measure": "defect_remote_ratio_relative_to_hr",
-                "roi": "defect",
-                "value": ratio(frames[:, 0]) / hr_ratio,
-            }
-            for method, frames in images.items()
-        ]
-        rows.append(
-            {
-                "study": case.name,
-                "method": "HR",
-                "measure": "defect_remote_ratio",
-                "roi": "defect",
-                "value": hr_ratio,
-            }
-        )
+        for method, frames in images.items():
+            add(method, "defect_remote_ratio_relative_to_hr", "defect", ratio(frames[:, 0]) / hr_ratio)
+        add("HR", "defect_remote_ratio", "defect", hr_ratio)
     return rows
 
 
@@ -326,7 +348,7 @@ def evaluate_cases(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     mine = runtime.shard(list(enumerate(cases))) if runtime else list(enumerate(cases))
-    measured = {}  # case index: (frame rows, ROI rows, figures)
+    measured = {}  # case index: (frame rows, ROI rows, figures, PerfGen's SD calibration or None)
     if progress:
         progress(0, len(mine))
     for done, (index, case) in enumerate(mine, 1):
@@ -343,14 +365,19 @@ def evaluate_cases(
                     device=device,
                     batch=batch,
                     lr_fraction=fraction,
-                ).study
+                )
                 for method in methods
             }
-        images = {method: result.frames for method, result in results.items()}
+        images = {method: result.study.frames for method, result in results.items()}
+        calibration = None
+        if "perfgen" in results and results["perfgen"].uncertainty is not None:
+            calibration = uncertainty_measures(
+                case.study, case.truth, images["perfgen"], results["perfgen"].uncertainty.frames, seed
+            )
         if dicom:
             for method, result in results.items():
                 write_study(
-                    result,
+                    result.study,
                     out / "dicom" / case.name / method,
                     method=METHOD_NAMES[method],
                     model=str(model_paths[method] or "none"),
@@ -359,6 +386,7 @@ def evaluate_cases(
             case_frame_metrics(case, images),
             roi_measures(case, images),
             save_case_figures(out / "studies" / case.name, case, images),
+            calibration,
         )
         if progress:
             progress(done, len(mine))
@@ -369,7 +397,9 @@ def evaluate_cases(
     frame_rows = [row for i in range(len(cases)) for row in measured[i][0]]
     roi_rows = [row for i in range(len(cases)) for row in measured[i][1]]
     figures = {case.name: measured[i][2] for i, case in enumerate(cases)}
+    calibrations = {case.name: measured[i][3] for i, case in enumerate(cases) if measured[i][3] is not None}
     study_rows = study_means(frame_rows)
+    uncertainty = summarise_uncertainty(calibrations, study_rows, out) if calibrations else {}
     write_csv(study_rows + frame_rows, out / "metrics.csv")
     if roi_rows:
         write_csv(roi_rows, out / "roi_metrics.csv")
@@ -397,12 +427,13 @@ def evaluate_cases(
         "steps": steps,
         "samples": samples_for("perfgen", samples, sampler),
         "device": str(resolve_device(device)),
+        "uncertainty": uncertainty,
         "seconds": time.perf_counter() - started,
     }
     report = out / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text(format_report(values, tests, roi_values, settings, names, figures, out))
-    return Evaluation(names, values, tests, roi_values, report)
+    return Evaluation(names, values, tests, roi_values, report, uncertainty)
 
 
 def per_study_values(study_rows: list[dict]) -> dict[str, dict[str, dict[str, np.ndarray]]]:

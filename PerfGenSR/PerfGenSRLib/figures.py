@@ -133,3 +133,32 @@ def save_metric_boxplots(
         ax.set_title((titles or {}).get(metric, metric), fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+@plain_text
+def save_calibration_figure(
+    path: str | os.PathLike, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = ""
+) -> Path:
+    """Observed RMS error against predicted RMS SD per quantile bin of the SD: one line per study
+    (``curves[name] = (predicted, observed)``), the one named ``pooled`` thick and black, and the
+    diagonal of a calibrated SD."""
+    fig, ax = pyplot().subplots(figsize=(5, 4.5), dpi=110)
+    top = max(max(float(np.max(p)), float(np.max(o))) for p, o in curves.values())
+    ax.plot([0, top], [0, top], ":", color="grey", label="calibrated (error = SD)")
+    for name, (predicted, observed) in curves.items():
+        pooled = name == "pooled"
+        ax.plot(
+            predicted,
+            observed,
+            "-o",
+            color="black" if pooled else None,
+            linewidth=2.5 if pooled else 1,
+            markersize=4 if pooled else 2.5,
+            label=name,
+        )
+    ax.set_xlabel("predicted: RMS SD of the samples in the bin")
+    ax.set_ylabel("observed: RMS error in the bin")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -6,6 +6,9 @@ frames of the study (one scale per study, so late and baseline frames are judged
 as a reader's fixed window would show them). nRMSE (eq. 10) is normalised per frame by the reference
 frame's ``max - min``, as the equation writes it. All metrics are taken in the 96x96 field of view
 around the heart (:func:`fov_crop`).
+
+Uncertainty (:func:`calibration`): how well a per-pixel SD predicts the actual error of the estimate
+it comes with, as a rank correlation and a calibration curve over quantile bins of the SD.
 """
 
 from __future__ import annotations
@@ -71,6 +74,49 @@ def frame_metrics(pred: np.ndarray, ref: np.ndarray, peak: float | None = None) 
     """nRMSE, PSNR and SSIM per frame of ``(..., H, W)`` arrays (already cropped to the FOV)."""
     peak = float(ref.max()) if peak is None else float(peak)
     return {"nrmse": nrmse(pred, ref), "psnr": psnr(pred, ref, peak), "ssim": ssim(pred, ref, peak)}
+
+
+CALIBRATION_BINS = 10
+
+
+def calibration_curve(
+    sd: np.ndarray, error: np.ndarray, bins: int = CALIBRATION_BINS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels binned by predicted SD into ``bins`` quantile bins (equal counts): per bin the
+    predicted RMS SD and the observed RMS error, ``(predicted, observed)``, in the SD's units."""
+    sd, error = np.ravel(np.asarray(sd, float)), np.ravel(np.asarray(error, float))
+    if sd.shape != error.shape or sd.size < bins:
+        raise ValueError(f"need {bins}+ paired values, got {sd.size} SDs and {error.size} errors")
+    order = np.argsort(sd, kind="stable")
+    groups = np.array_split(order, bins)
+    predicted = np.array([np.sqrt(np.mean(sd[g] ** 2)) for g in groups])
+    observed = np.array([np.sqrt(np.mean(error[g] ** 2)) for g in groups])
+    return predicted, observed
+
+
+def calibration(sd: np.ndarray, error: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
+    """How well the per-pixel ``sd`` predicts the per-pixel ``error`` (estimate minus reference).
+
+    ``spearman``: rank correlation of SD and |error| (1: the SD orders pixels exactly by error,
+    0: no better than chance); ``slope``: least-squares slope through the origin of the calibration
+    curve's observed RMS error on predicted RMS SD (1: calibrated, above 1: the SD is too small);
+    ``ratio``: RMS error over RMS SD over all pixels; ``predicted``/``observed``: the curve.
+    """
+    predicted, observed = calibration_curve(sd, error, bins)
+    sd, error = np.ravel(np.asarray(sd, float)), np.ravel(np.asarray(error, float))
+    spread = float(np.sqrt(np.mean(sd**2)))
+    rho = (
+        float(stats.spearmanr(sd, np.abs(error)).statistic)
+        if np.ptp(sd) > 0 and np.ptp(error) > 0
+        else np.nan
+    )
+    return {
+        "spearman": rho,
+        "slope": float(predicted @ observed / (predicted @ predicted)) if spread > 0 else np.nan,
+        "ratio": float(np.sqrt(np.mean(error**2)) / spread) if spread > 0 else np.nan,
+        "predicted": predicted,
+        "observed": observed,
+    }
 
 
 def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:

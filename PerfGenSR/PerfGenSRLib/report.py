@@ -164,26 +164,7 @@ def format_report(values, tests, roi_values, settings, names, figures, out: Path
                 for m in METRICS
             ]
         lines.append("")
-    curve_keys = [
-        f"curve_rmse_percent_of_peak:{roi}"
-        for roi in CURVE_ROIS
-        if f"curve_rmse_percent_of_peak:{roi}" in roi_values
-    ]
-    if curve_keys:
-        lines += [
-            "## Signal-time curves against HR",
-            "",
-            "RMSE between each method's mean ROI curve and the HR curve, in % of the HR curve's peak "
-            "(mean ± SD across studies with masks):",
-            "",
-            "| Method | " + " | ".join(ROI_BY_KEY[k.split(":")[1]].name for k in curve_keys) + " |",
-            "|---|" + "---|" * len(curve_keys),
-        ]
-        lines += [
-            f"| {METHOD_NAMES[m]} | " + " | ".join(mean_sd(roi_values[k][m]) for k in curve_keys) + " |"
-            for m in methods
-        ]
-        lines.append("")
+    lines += curve_sections(roi_values, methods)
     contrast = roi_values.get("defect_remote_ratio_relative_to_hr:defect")
     if contrast:
         hr_ratio = roi_values["defect_remote_ratio:defect"]["HR"]
@@ -199,6 +180,8 @@ def format_report(values, tests, roi_values, settings, names, figures, out: Path
         ]
         lines += [f"| {METHOD_NAMES[m]} | {mean_sd(contrast[m], 3)} |" for m in methods]
         lines.append("")
+    if "perfgen" in methods:
+        lines += uncertainty_section(settings)
     lines += [
         "## Figures",
         "",
@@ -224,6 +207,108 @@ def format_report(values, tests, roi_values, settings, names, figures, out: Path
         "",
     ]
     return "\n".join(lines)
+
+
+CURVE_MEASURES = {  # roi_metrics.csv measure -> what its table shows (against the section's reference)
+    "curve_rmse_percent_of_peak": "Curve RMSE, in % of the reference curve's peak",
+    "jitter_ratio": "Jitter: RMS of the curve's second difference over the reference curve's "
+    "(1 = as jittery as the reference; frame-to-frame noise raises it, smoothing lowers it)",
+    "noise_jitter_ratio": "Noise jitter: RMS of the second difference of (curve minus truth) over HR's "
+    "(1 = as much frame-to-frame noise as HR; the truth's own bends cancel out)",
+    "ttp_error_s": "Time-to-peak error in s (method minus reference; peaks found after a 1-frame "
+    "Gaussian smoothing, refined by a parabola)",
+    "upslope_error_percent": "Maximal-upslope error, in % of the reference curve's (largest rise per "
+    "second between frames, after the same smoothing)",
+}
+
+
+def curve_sections(roi_values: dict, methods: list[str]) -> list[str]:
+    """The signal-time-curve tables against HR and against the truth: one table per measure,
+    method x ROI, mean ± SD across studies with masks (the truth's own jitter as an extra row)."""
+    lines = []
+    for suffix, title in (("", "HR"), ("_vs_truth", "the noise-free truth (phantoms)")):
+        tables = []
+        for measure, caption in CURVE_MEASURES.items():
+            keys = [
+                f"{measure}{suffix}:{roi}" for roi in CURVE_ROIS if f"{measure}{suffix}:{roi}" in roi_values
+            ]
+            if not keys:
+                continue
+            rows = [*methods, *(["truth"] if any("truth" in roi_values[k] for k in keys) else [])]
+            tables += [
+                f"{caption}:",
+                "",
+                "| Method | " + " | ".join(ROI_BY_KEY[k.split(":")[1]].name for k in keys) + " |",
+                "|---|" + "---|" * len(keys),
+                *(
+                    f"| {METHOD_NAMES.get(m, 'Truth (noise-free)')} | "
+                    + " | ".join(mean_sd(roi_values[k][m]) if m in roi_values[k] else "–" for k in keys)
+                    + " |"
+                    for m in rows
+                ),
+                "",
+            ]
+        if tables:
+            lines += [
+                f"## Signal-time curves against {title}",
+                "",
+                "Mean ROI curves of slice 0, each method against the reference's, mean ± SD across studies "
+                "with masks (PerfGenSR's `Docs/temporal.md` explains the measures).",
+                "",
+                *tables,
+            ]
+    return lines
+
+
+def uncertainty_section(settings: dict) -> list[str]:
+    """PerfGen's uncertainty against its error: per study and pooled, or why there is none."""
+    found = settings.get("uncertainty") or {}
+    lines = ["## Uncertainty (PerfGen's per-pixel SD over its samples)", ""]
+    if not found:
+        return lines + [
+            f"Not measured: PerfGen ran with sampler {settings.get('sampler', DEFAULT_SAMPLER)} and "
+            f"{settings.get('samples', 1)} sample(s) per frame, which give no SD. Run with a stochastic "
+            "sampler and two or more samples (`--sampler ddim --samples 8`) to measure how well the SD "
+            "predicts the error.",
+            "",
+        ]
+    lines += [
+        f"Every pixel of the {FOV}x{FOV} FOV of every frame: the SD of PerfGen's samples against the error "
+        "of their mean. Spearman: rank correlation of SD and |error| (1 = the SD orders pixels by error, "
+        "0 = chance); slope: observed RMS error over predicted RMS SD across 10 quantile bins of the SD "
+        "(through the origin; 1 = calibrated, > 1 = the SD understates the error); ratio: RMS error / "
+        "RMS SD over all pixels.",
+        "",
+    ]
+    for reference, by_study in found.items():
+        title = "HR" if reference == "HR" else "the noise-free truth"
+        numbers = {n: c for n, c in by_study.items() if n != "pooled"}
+        lines += [
+            f"Against {title}:",
+            "",
+            "| Study | Spearman | Calibration slope | Error / SD |",
+            "|---|---|---|---|",
+            *(
+                f"| {n} | {c['spearman']:.3f} | {c['slope']:.2f} | {c['ratio']:.2f} |"
+                for n, c in numbers.items()
+            ),
+            "| mean ± SD | "
+            + " | ".join(
+                mean_sd([c[k] for c in numbers.values()], d)
+                for k, d in (("spearman", 3), ("slope", 2), ("ratio", 2))
+            )
+            + " |",
+            f"| pooled pixels | {by_study['pooled']['spearman']:.3f} | {by_study['pooled']['slope']:.2f} | "
+            f"{by_study['pooled']['ratio']:.2f} |",
+            "",
+        ]
+    return lines + [
+        "![calibration curve](uncertainty.png)",
+        "",
+        "Per-study `sd_*` columns in `metrics.csv`; the binned curves in `uncertainty_calibration.csv`; "
+        "PerfGenSR's `Docs/uncertainty.md` says how to read the SD.",
+        "",
+    ]
 
 
 def format_summary(values: dict, tests: dict, studies: int) -> str:

@@ -1,5 +1,6 @@
 """Perfusion ROIs and their curves: segments to draw into (or filled from known masks), segments
-rasterised to masks on a volume's grid, and mean signal per ROI over time as a table and a plot chart.
+rasterised to masks on a volume's grid, and mean signal per ROI over time as a table and a plot chart,
+with each curve's time to peak and maximal upslope in a second table that the curves table references.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
+from PerfGenSRLib.curves import max_upslope, time_to_peak
 from PerfGenSRLib.defaults import CURVE_ROIS, ROI_BY_KEY
 from PerfGenSRLib.errors import PerfGenError
 
 from .scene import ROLE, segmentationsLogic, sequenceToArray
 
+MEASURES_REFERENCE = "PerfGenSRCurveMeasures"  # curves table -> its measures table
 LINE_STYLES = ("LineStyleSolid", "LineStyleDash", "LineStyleDot", "LineStyleDashDot", "LineStyleDashDotDot")
 
 
@@ -133,6 +136,35 @@ def _column(name: str, values: np.ndarray) -> vtk.vtkDoubleArray:
     return column
 
 
+def _fillMeasures(
+    scene: slicer.vtkMRMLScene, table: slicer.vtkMRMLTableNode, times: np.ndarray, timed: bool, curves: dict
+) -> slicer.vtkMRMLTableNode:
+    """The measures table of ``table`` (added and referenced if missing): one row per curve with its
+    peak, time to peak and maximal upslope (``PerfGenSRLib.curves``, 1-frame smoothing)."""
+    measures = table.GetNodeReference(MEASURES_REFERENCE)
+    if measures is None:
+        measures = scene.AddNewNodeByClass(
+            "vtkMRMLTableNode", scene.GenerateUniqueName(f"{table.GetName()} measures")
+        )
+        table.SetNodeReferenceID(MEASURES_REFERENCE, measures.GetID())
+    unit = "s" if timed else "frame"
+    names = vtk.vtkStringArray()
+    names.SetName("Curve")
+    for name in curves:
+        names.InsertNextValue(name)
+    vtkTable = measures.GetTable()
+    vtkTable.Initialize()
+    vtkTable.AddColumn(names)
+    for name, values in (
+        ("Peak", [float(np.max(c)) for c in curves.values()]),
+        (f"Time to peak ({unit})", [time_to_peak(c, times) for c in curves.values()]),
+        (f"Max upslope (/{unit})", [max_upslope(c, times) for c in curves.values()]),
+    ):
+        vtkTable.AddColumn(_column(name, np.asarray(values)))
+    measures.Modified()
+    return measures
+
+
 def signalTimeCurves(
     scene: slicer.vtkMRMLScene,
     sequences: Mapping[str, slicer.vtkMRMLSequenceNode],
@@ -147,7 +179,9 @@ def signalTimeCurves(
     same number of frames. The table has a time column (seconds where the sequences have times,
     else frame numbers) then one column ``"<ROI> (<method>)"`` per ROI per method; the chart one
     series per column: colour per ROI (the segment's), line style per method. Existing table and
-    chart nodes can be passed to be refilled.
+    chart nodes can be passed to be refilled. The table references (``MEASURES_REFERENCE``) a
+    measures table, refilled with it: one row per curve with its peak, time to peak and maximal
+    upslope (in seconds where the sequences have times, else frames).
     """
     if not sequences:
         raise PerfGenError("no sequences to measure; super-resolve a sequence or choose an input first")
@@ -172,7 +206,7 @@ def signalTimeCurves(
         )
     )
     colors = _segmentColors(segmentationNode)
-    columns, series = [_column(timeName, first.times())], []
+    columns, series, curves = [_column(timeName, first.times())], [], {}
     for styleIndex, (method, study) in enumerate(studies.items()):
         masks = segmentMasks(segmentationNode, sequences[method].GetNthDataNode(0))
         if not masks:
@@ -182,13 +216,15 @@ def signalTimeCurves(
             )
         for roi, mask in masks.items():
             name = f"{roi} ({method})"
-            columns.append(_column(name, study.frames[:, mask].mean(axis=1)))
+            curves[name] = study.frames[:, mask].mean(axis=1)
+            columns.append(_column(name, curves[name]))
             series.append((name, colors[roi], LINE_STYLES[styleIndex % len(LINE_STYLES)]))
     vtkTable = table.GetTable()
     vtkTable.Initialize()
     for column in columns:
         vtkTable.AddColumn(column)
     table.Modified()
+    _fillMeasures(scene, table, first.times(), timed, curves)
     oldSeries = [chart.GetNthPlotSeriesNode(i) for i in range(chart.GetNumberOfPlotSeriesNodes())]
     chart.RemoveAllPlotSeriesNodeIDs()
     for node in oldSeries:

@@ -18,7 +18,7 @@ LAYERS = {
     ),
     **dict.fromkeys(["schedule", "unet", "gan", "models", "data", "distributed"], 2),
     **dict.fromkeys(["sample", "objectives", "train"], 3),
-    **dict.fromkeys(["evaluate", "report", "demo", "cohort", "cli"], 4),
+    **dict.fromkeys(["evaluate", "report", "uncertainty", "demo", "cohort", "cli"], 4),
     SLICER_SIDE: 5,
 }
 LONG_FILE_LINES = 500

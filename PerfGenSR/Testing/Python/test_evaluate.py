@@ -68,8 +68,11 @@ def test_report_has_every_table_row_and_figure(evaluated):
         assert heading in report
     for label in ("LR (zero-pad)", "GAN", "PerfGen"):
         assert (
-            len(re.findall(rf"^\| {re.escape(label)} \|", report, re.M)) == 4
-        )  # HR, truth, curves, contrast
+            len(re.findall(rf"^\| {re.escape(label)} \|", report, re.M)) == 2 + 4 + 5 + 1
+        )  # HR, truth, 4 curve measures against HR and 5 against the truth (noise jitter too), contrast
+    assert len(re.findall(r"^\| Truth \(noise-free\) \|", report, re.M)) == 1  # its jitter against HR's
+    assert "## Signal-time curves against the noise-free truth" in report
+    assert "## Uncertainty" in report and "Not measured: PerfGen ran with sampler mean" in report
     for pair in ("PerfGen vs GAN", "PerfGen vs LR (zero-pad)", "GAN vs LR (zero-pad)"):
         assert len(re.findall(rf"^\| {re.escape(pair)} \| (nRMSE|PSNR|SSIM) \|", report, re.M)) == 6
     linked = re.findall(r"\]\(([^)]+\.png)\)", report)
@@ -85,28 +88,60 @@ def test_report_has_every_table_row_and_figure(evaluated):
     assert all(np.isfinite(zeropad)) and np.mean(zeropad) > 20
     roi = read_rows(out / "roi_metrics.csv")
     assert {r["roi"] for r in roi} >= {"lv_blood", "rv_blood", "myocardium"}
+    measures = {r["measure"] for r in roi}
+    for measure in ("curve_rmse_percent_of_peak", "jitter_ratio", "ttp_error_s", "upslope_error_percent"):
+        assert {measure, f"{measure}_vs_truth"} <= measures
+    assert not (out / "uncertainty.png").exists() and "sd_spearman" not in rows[0]
 
 
-def test_report_numbers_match_scipy(evaluated):
+def test_curve_table_numbers_are_the_roi_rows_and_hr_against_itself_is_exact(evaluated):
     out, result, _ = evaluated
+    roi = read_rows(out / "roi_metrics.csv")
+
+    def values(measure, method, roi=None):
+        return [
+            float(r["value"])
+            for r in rows
+            if r["measure"] == measure and r["method"] == method and roi in (None, r["roi"])
+        ]
+
+    rows = roi
+    jitter = values("jitter_ratio", "perfgen")
+    assert len(jitter) == STUDIES * 3 and all(v > 0 for v in jitter)
+    tables = result.report.read_text().split("## Signal-time curves against the noise-free truth")
+    assert f"| PerfGen | {mean_sd(values('jitter_ratio', 'perfgen', 'lv_blood'))} |" in tables[0]
+    assert f"| GAN | {mean_sd(values('ttp_error_s_vs_truth', 'gan', 'lv_blood'))} |" in tables[1]
+    truth = values("jitter_ratio", "truth", "lv_blood")  # the noise-free curve against HR
+    assert len(truth) == STUDIES and f"| Truth (noise-free) | {mean_sd(truth)} |" in tables[0]
+    noise = values("noise_jitter_ratio_vs_truth", "perfgen", "myocardium")
+    assert (
+        len(noise) == STUDIES
+        and f"| PerfGen | {mean_sd(values('noise_jitter_ratio_vs_truth', 'perfgen', 'lv_blood'))} | "
+        in tables[1]
+    )
+
+
+def test_uncertainty_of_a_stochastic_sampler_is_measured_and_reported(evaluated, tmp_path):
+    out, _, _ = evaluated
+    models = {"perfgen": str(out.parent / "perfgen.safetensors")}
+    options = dict(methods=["perfgen"], models=models, sampler="ddim", steps=1, device="cpu")
+    result = evaluate([out.parent / "data"], tmp_path / "ddim", studies=2, max_frames=3, samples=2, **options)
     report = result.report.read_text()
-    hr_section = report.split("## Image quality against the noise-free truth")[0]
-    rows = [r for r in read_rows(out / "metrics.csv") if r["level"] == "study" and r["reference"] == "HR"]
-    values = {
-        m: {k: np.array([float(r[k]) for r in rows if r["method"] == m]) for k in ("nrmse", "psnr", "ssim")}
-        for m in ("zeropad", "gan", "perfgen")
-    }
-    psnr = values["perfgen"]["psnr"]
-    assert f"| {np.mean(psnr):.2f} ± {np.std(psnr, ddof=1):.2f} |" in hr_section
-    nrmse = 100 * values["gan"]["nrmse"]
-    assert f"| GAN | {np.mean(nrmse):.2f} ± {np.std(nrmse, ddof=1):.2f} |" in hr_section
-    for metric, name in (("nrmse", "nRMSE"), ("psnr", "PSNR"), ("ssim", "SSIM")):
-        a, b = values["perfgen"][metric], values["gan"][metric]
-        p = stats.ttest_rel(a, b).pvalue
-        change = 100 * (a.mean() - b.mean()) / b.mean()
-        p_text = "< 0.001" if p < 0.001 else f"{p:.3f}"
-        assert f"| PerfGen vs GAN | {name} | {change:+.1f}% | {p_text} |" in hr_section
-        np.testing.assert_allclose(result.tests["HR"][("perfgen", "gan")][metric]["p_ttest"], p)
+    section = report.split("## Uncertainty")[1].split("## Figures")[0]
+    assert "Against the noise-free truth:" in section and "Against HR:" in section
+    rows = [r for r in read_rows(tmp_path / "ddim" / "metrics.csv") if r["level"] == "study"]
+    truth = [r for r in rows if r["reference"] == "truth"]
+    assert len(truth) == 2 and all(-1 <= float(r["sd_spearman"]) <= 1 for r in truth)
+    for row in truth:
+        assert (
+            f"| {row['study']} | {float(row['sd_spearman']):.3f} | {float(row['sd_calibration_slope']):.2f} |"
+            in section
+        )
+    assert "| pooled pixels |" in section and (tmp_path / "ddim" / "uncertainty.png").is_file()
+    curve = read_rows(tmp_path / "ddim" / "uncertainty_calibration.csv")
+    assert len(curve) == 2 * 3 * 10  # 2 references x (2 studies + pooled) x 10 bins
+    frames = [r for r in read_rows(tmp_path / "ddim" / "metrics.csv") if r["level"] == "frame"]
+    assert all(r["sd_spearman"] == "" for r in frames)
 
 
 def test_statistics_and_sentences_on_a_hand_made_example():

@@ -63,3 +63,23 @@ def test_paired_tests_match_scipy():
     assert result["p_ttest"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
     assert result["p_wilcoxon"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
     assert result["relative_change_percent"] == pytest.approx(100 * (a - b).mean() / b.mean())
+
+
+def test_calibration_of_a_perfect_a_scaled_and_a_useless_sd():
+    rng = np.random.default_rng(0)
+    sd = rng.uniform(0.5, 5.0, 200_000)
+    exact = metrics.calibration(sd, sd * rng.choice([-1, 1], sd.size))  # |error| = SD
+    assert exact["spearman"] == pytest.approx(1.0) and exact["slope"] == pytest.approx(1.0)
+    assert exact["ratio"] == pytest.approx(1.0)
+    drawn = metrics.calibration(sd, sd * rng.standard_normal(sd.size))  # error ~ N(0, SD^2): calibrated
+    assert drawn["slope"] == pytest.approx(1.0, abs=0.02) and drawn["ratio"] == pytest.approx(1.0, abs=0.02)
+    assert drawn["spearman"] > 0.2
+    np.testing.assert_allclose(drawn["observed"], drawn["predicted"], rtol=0.05)
+    assert np.all(np.diff(drawn["predicted"]) > 0) and len(drawn["predicted"]) == metrics.CALIBRATION_BINS
+    small = metrics.calibration(sd / 3, sd * rng.standard_normal(sd.size))  # SD a third of the error
+    assert small["slope"] == pytest.approx(3.0, rel=0.03)
+    useless = metrics.calibration(rng.permutation(sd), sd * rng.standard_normal(sd.size))
+    assert abs(useless["spearman"]) < 0.01 and np.ptp(useless["observed"]) < 0.1
+    assert np.isnan(metrics.calibration(np.zeros(100), rng.standard_normal(100))["slope"])
+    with pytest.raises(ValueError, match="paired values"):
+        metrics.calibration(sd[:5], sd[:5])

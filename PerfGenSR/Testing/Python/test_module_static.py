@@ -119,6 +119,15 @@ def test_sampler_choices_and_default_are_the_engines(tree, ui_widgets):
     assert ast.literal_eval(sampler.value) == defaults.DEFAULT_SAMPLER
 
 
+def test_the_panel_says_in_one_line_what_the_uncertainty_overlay_shows(ui_widgets):
+    label = ui_widgets["uncertaintyHelpLabel"]
+    text = label.find("property[@name='text']").findtext("string")
+    assert (
+        label.get("class") == "QLabel" and label.find("property[@name='wordWrap']").findtext("bool") == "true"
+    )
+    assert "ddim" in text and "SD" in text and "uncertainty.md" in text and len(text) < 400
+
+
 def test_module_compiles_and_imports_only_slicer_stdlib_and_engine_at_module_level(tree):
     compile(MODULE.read_text(), str(MODULE), "exec")
     top_level = set()

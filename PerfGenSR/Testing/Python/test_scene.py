@@ -10,7 +10,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from PerfGenSRLib import kspace
+from PerfGenSRLib import curves, kspace
 from PerfGenSRLib.defaults import ROI_BY_KEY
 from PerfGenSRLib.errors import Cancelled, PerfGenError
 from PerfGenSRLib.study import Study
@@ -284,6 +284,23 @@ def test_signal_time_curves_table_and_chart(mrml, input_sequence):
     lr = kspace.degrade(study.frames, 0.6)
     np.testing.assert_allclose(column["RV blood (LR)"], lr[:, 0][:, disc(*RV)].mean(axis=1), rtol=1e-5)
 
+    measures = table.GetNodeReference(rois.MEASURES_REFERENCE).GetTable()
+    assert [measures.GetColumn(i).GetName() for i in range(measures.GetNumberOfColumns())] == [
+        "Curve",
+        "Peak",
+        "Time to peak (s)",
+        "Max upslope (/s)",
+    ]
+    assert [measures.GetValue(r, 0).ToString() for r in range(measures.GetNumberOfRows())] == columns[1:]
+    row = columns[1:].index("LV blood (Input)")
+    lv_ttp, lv_upslope = measures.GetValue(row, 2).ToDouble(), measures.GetValue(row, 3).ToDouble()
+    assert lv_ttp == pytest.approx(2.0, abs=0.15)  # the LV bolus peaks at 2 s, the RV at 1.2 s
+    assert measures.GetValue(columns[1:].index("RV blood (Input)"), 2).ToDouble() == pytest.approx(
+        1.2, abs=0.15
+    )
+    assert lv_upslope == pytest.approx(curves.max_upslope(column["LV blood (Input)"], column["Time (s)"]))
+    assert 0 < lv_upslope < np.max(np.diff(column["LV blood (Input)"]) / 0.8)  # lightly smoothed
+
     series = [chart.GetNthPlotSeriesNode(i) for i in range(chart.GetNumberOfPlotSeriesNodes())]
     assert len(series) == 2 * 3
     assert [s.GetYColumnName() for s in series] == columns[1:]
@@ -302,6 +319,8 @@ def test_signal_time_curves_table_and_chart(mrml, input_sequence):
     )
     assert again == (table, chart)
     assert chart.GetNumberOfPlotSeriesNodes() == 2 and table.GetTable().GetNumberOfColumns() == 3
+    assert table.GetNodeReference(rois.MEASURES_REFERENCE).GetTable() is measures  # refilled, not added
+    assert measures.GetNumberOfRows() == 2 and mrml.GetNumberOfNodesByClass("vtkMRMLTableNode") == 2
     assert mrml.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode") == plot_count - 4
 
 
