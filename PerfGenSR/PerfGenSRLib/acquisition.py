@@ -35,6 +35,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from .study import Study
+
 AXIS_OF_DIRECTION = {"COL": "rows", "ROW": "columns"}
 FOV_RATIO_TOLERANCE = 0.02  # pixel spacings and percents are rounded: within 2 % the fields of view agree
 FOV_RATIO_RANGE = (0.5, 2.0)  # outside it the Percent Phase FOV does not describe this image
@@ -213,6 +217,12 @@ def _percent(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if number > 0 else None
+
+
+def along_rows(study: Study, phase_axis: str) -> Study:
+    """The study with its phase-encoding axis along the rows, as the methods expect (a transpose,
+    undone by applying it again)."""
+    return study if phase_axis == "rows" else study.with_frames(np.swapaxes(study.frames, -1, -2))
 
 
 def phase_and_lines(

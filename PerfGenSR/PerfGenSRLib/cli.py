@@ -73,14 +73,6 @@ def _studies(roots: list[str]) -> list[Path]:
     return [path for root in roots for path in study_paths(Path(root))]
 
 
-def _phase_along_rows(study, phase_axis: str):
-    """The study with its phase-encoding axis along the rows, as the methods expect (a transpose, undone
-    by applying it again)."""
-    import numpy as np
-
-    return study if phase_axis == "rows" else study.with_frames(np.swapaxes(study.frames, -1, -2))
-
-
 def _read_priors(path: str | None) -> dict:
     """Changes to the phantom's priors table from a JSON file (nested like ``PhantomPriors``), or none."""
     if path is None:
@@ -151,6 +143,21 @@ def cmd_curves(args) -> None:
     print(f"wrote {out / 'curves.csv'} and {out / 'curves.png'}")
 
 
+def _sampling_options(args) -> dict:
+    """The ``super-resolve`` flags every study is super-resolved with, as engine keywords."""
+    return {
+        "model": args.model,
+        "sampler": args.sampler,
+        "steps": args.steps,
+        "samples": args.samples,
+        "seed": args.seed,
+        "batch": args.batch,
+        "lr_fraction": args.fraction,
+        "trust_checkpoint": args.trust_checkpoint,
+        "data_consistency": not args.no_data_consistency,
+    }
+
+
 def cmd_super_resolve(args) -> None:
     from .io import read_study, write_study
     from .sample import super_resolve_study
@@ -176,7 +183,7 @@ def cmd_super_resolve(args) -> None:
     )
     study = read_study(args.input, min_frames=1)
     print(f"{args.input}: {describe_study(study)}", file=sys.stderr)
-    from .acquisition import phase_and_lines
+    from .acquisition import along_rows, phase_and_lines
 
     phase_axis, lines, note = phase_and_lines(
         study, args.phase_axis, args.measured_lines, getattr(args, "fraction", None)
@@ -188,20 +195,12 @@ def cmd_super_resolve(args) -> None:
     update, close = _progress_printer(args, "frame")
     try:
         result = super_resolve_study(
-            _phase_along_rows(study, phase_axis),
+            along_rows(study, phase_axis),
             args.method,
-            model=args.model,
-            sampler=args.sampler,
-            steps=args.steps,
-            samples=args.samples,
-            seed=args.seed,
             device=args.device,
-            batch=args.batch,
-            lr_fraction=args.fraction,
-            trust_checkpoint=args.trust_checkpoint,
             measured_lines=lines,
-            data_consistency=not args.no_data_consistency,
             progress=update,
+            **_sampling_options(args),
         )
     except UntrustedModel as error:
         raise UntrustedModel(f"{error} (or --trust-checkpoint if you trust its source)") from None
@@ -210,14 +209,14 @@ def cmd_super_resolve(args) -> None:
     model = str(args.model or "bundled")
     with plan.staged() as staged:
         write_study(
-            _phase_along_rows(result.study, phase_axis),
+            along_rows(result.study, phase_axis),
             staged["--output"],
             method=args.method,
             model=model,
         )
         if args.uncertainty:
             write_study(
-                _phase_along_rows(result.uncertainty, phase_axis),
+                along_rows(result.uncertainty, phase_axis),
                 staged["--uncertainty"],
                 method=f"{args.method} uncertainty (SD)",
                 model=model,
@@ -252,18 +251,10 @@ def _super_resolve_cohort(args) -> None:
                 cohort,
                 runtime,
                 method=args.method,
-                model=args.model,
                 phase_axis=args.phase_axis,
-                sampler=args.sampler,
-                steps=args.steps,
-                samples=args.samples,
-                seed=args.seed,
-                batch=args.batch,
-                lr_fraction=args.fraction,
-                trust_checkpoint=args.trust_checkpoint,
                 measured_lines=args.measured_lines,
-                data_consistency=not args.no_data_consistency,
                 progress=update,
+                **_sampling_options(args),
             )
         except UntrustedModel as error:
             raise UntrustedModel(f"{error} (or --trust-checkpoint if you trust its source)") from None

@@ -32,9 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .acquisition import phase_and_lines
+from .acquisition import along_rows, phase_and_lines
 from .data import _is_phantom, _is_study_file
 from .defaults import STUDY_FORMATS as FORMATS
 from .distributed import Distributed
@@ -272,11 +270,6 @@ class CohortResult:
         return line
 
 
-def _along_rows(study: Study, phase_axis: str) -> Study:
-    """The phase-encoding axis along the rows, as the methods expect (applied again, it is undone)."""
-    return study if phase_axis == "rows" else study.with_frames(np.swapaxes(study.frames, -1, -2))
-
-
 def super_resolve_cohort(
     cohort: Cohort,
     runtime: Distributed,
@@ -310,7 +303,7 @@ def super_resolve_cohort(
             continue
         axis, lines, _ = phase_and_lines(frames, phase_axis, measured_lines, options.get("lr_fraction"))
         result = super_resolve_study(
-            _along_rows(frames, axis),
+            along_rows(frames, axis),
             method,
             model=model,
             device=str(runtime.device),
@@ -319,10 +312,10 @@ def super_resolve_cohort(
         )
         model_name = str(model or "bundled")
         with cohort.plans[study.name].staged() as staged:
-            write_study(_along_rows(result.study, axis), staged["`out`"], method=method, model=model_name)
+            write_study(along_rows(result.study, axis), staged["`out`"], method=method, model=model_name)
             if "`uncertainty`" in staged:
                 write_study(
-                    _along_rows(result.uncertainty, axis),
+                    along_rows(result.uncertainty, axis),
                     staged["`uncertainty`"],
                     method=f"{method} uncertainty (SD)",
                     model=model_name,
