@@ -5,6 +5,20 @@
 # Usage: Scripts/train_bundled.sh perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|perfgen-cpu4|perfgen-cpu5|gan|gan-cpu2|gan-cpu3 [extra train arguments]
 set -euo pipefail
 what=$1; shift
+
+# Stage 4's recipe continued from the PerfGen bundled at commit $1 (copied into folder $2), on 120
+# new phantom studies from seed $3, written to $4, stopped after $5 minutes; the rest go to train.
+continue_perfgen() {
+  local commit=$1 from=$2 seed=$3 out=$4 minutes=$5; shift 5
+  mkdir -p "$from"
+  for f in perfgen.safetensors perfgen.json; do
+    git show "$commit:PerfGenSR/Resources/Models/$f" > "$from/$f"; done
+  perfgen-sr train --phantom-cases 120 --phantom-frames 30 --phantom-seed "$seed" --val-studies 4 \
+   --out "$out" --preset small --init "$from/perfgen.safetensors" \
+   --prediction v_prediction --mean-fraction 0.5 --residual-scale 5 --crop 64 --steps 40000 \
+   --batch 16 --lr 1e-4 --ema-decay 0.999 --workers 0 --val-every 250 --val-sampler mean \
+   --val-steps 1 --checkpoint-every 50 --time-limit "$minutes" "$@"
+}
 case $what in
   # stage 1, one H100, stopped by its 8-minute limit at step 4995: the paper's formulation (diffuse the HR)
   perfgen-gpu) perfgen-sr train --phantom-cases 400 --phantom-frames 40 --phantom-seed 0 --val-studies 8 \
@@ -36,24 +50,10 @@ case $what in
                  --val-steps 1 --checkpoint-every 50 --time-limit 110 "$@" ;;
   # stage 5, one CPU thread beside other work: stage 4's recipe continued from stage 4 as bundled at 0b87cb2,
   # on 120 new phantom studies (seeds 2000..) so that each stage widens the set of anatomies seen
-  perfgen-cpu4) mkdir -p runs/stage4-bundled
-                for f in perfgen.safetensors perfgen.json; do
-                  git show "0b87cb2:PerfGenSR/Resources/Models/$f" > "runs/stage4-bundled/$f"; done
-                perfgen-sr train --phantom-cases 120 --phantom-frames 30 --phantom-seed 2000 --val-studies 4 \
-                 --out runs/stage5 --preset small --init runs/stage4-bundled/perfgen.safetensors \
-                 --prediction v_prediction --mean-fraction 0.5 --residual-scale 5 --crop 64 --steps 40000 \
-                 --batch 16 --lr 1e-4 --ema-decay 0.999 --workers 0 --val-every 250 --val-sampler mean \
-                 --val-steps 1 --checkpoint-every 50 --time-limit 150 "$@" ;;
+  perfgen-cpu4) continue_perfgen 0b87cb2 runs/stage4-bundled 2000 runs/stage5 150 "$@" ;;
   # stage 6, one CPU thread: stage 5's recipe continued from stage 5 as bundled at 812b6cf, on 120 new
   # phantom studies (seeds 3000..)
-  perfgen-cpu5) mkdir -p runs/stage5-bundled
-                for f in perfgen.safetensors perfgen.json; do
-                  git show "812b6cf:PerfGenSR/Resources/Models/$f" > "runs/stage5-bundled/$f"; done
-                perfgen-sr train --phantom-cases 120 --phantom-frames 30 --phantom-seed 3000 --val-studies 4 \
-                 --out runs/stage6 --preset small --init runs/stage5-bundled/perfgen.safetensors \
-                 --prediction v_prediction --mean-fraction 0.5 --residual-scale 5 --crop 64 --steps 40000 \
-                 --batch 16 --lr 1e-4 --ema-decay 0.999 --workers 0 --val-every 250 --val-sampler mean \
-                 --val-steps 1 --checkpoint-every 50 --time-limit 125 "$@" ;;
+  perfgen-cpu5) continue_perfgen 812b6cf runs/stage5-bundled 3000 runs/stage6 125 "$@" ;;
   # GAN stage 2, one CPU thread: from the warm-up generator (as bundled at 8ddc305) through the adversarial
   # phase, on the same studies and re-acquired HR frames as PerfGen stage 4
   gan-cpu2) mkdir -p runs/gan-stage1
