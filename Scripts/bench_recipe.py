@@ -2,9 +2,11 @@
 CPU time, then scored on the same held-out phantom frames against the noise-free truth.
 
     python Scripts/bench_recipe.py [--minutes 6] [--recipes base,v,x0,v-minsnr,v-scratch] [--init M]
+    python Scripts/bench_recipe.py --minutes 8 --recipes v-scratch,wide-scratch,deep-scratch,shallow-scratch
 
 Each recipe starts from ``--init`` (default: the bundled PerfGen) unless its name ends in
-``-scratch``, draws the same batches (same seeds) from the same phantom studies, and stops after
+``-scratch``; the ``-scratch`` recipes with their own ``net`` compare U-Net widths and depths at
+equal CPU cost (a costlier network takes fewer steps in the same minutes). Every recipe draws the same batches (same seeds) from the same phantom studies, and stops after
 ``--minutes`` of this process's CPU time (robust to other work on the machine). Scores: PSNR/SSIM
 of the one-pass posterior mean (``mean``, no mirror) and of one DDIM-5 sample, with data consistency,
 in the 96x96 FOV (``bench_sampling.held_out_frames``), beside zero-padding.
@@ -29,6 +31,7 @@ from PerfGenSRLib.objectives import DiffusionObjective
 from PerfGenSRLib.phantom import make_phantom
 from PerfGenSRLib.sample import DiffusionSampler
 from PerfGenSRLib.train import objective_train_mode
+from PerfGenSRLib.unet import PRESETS, UNetConfig
 
 BASE = TrainConfig(
     preset="small", batch=16, lr=1e-4, ema_decay=0.995, workers=0, bf16=False, residual_scale=5.0
@@ -40,14 +43,37 @@ RECIPES = {
     "x0": dict(prediction="sample", mean_fraction=0.5, crop=64),
     "v-minsnr": dict(prediction="v_prediction", mean_fraction=0.5, crop=64, min_snr_gamma=5.0),
     "v96": dict(prediction="v_prediction", mean_fraction=0.5, crop=96),
-    "v-scratch": dict(prediction="v_prediction", mean_fraction=0.5, crop=64),
+    "v-scratch": dict(prediction="v_prediction", mean_fraction=0.5, crop=64),  # the "small" preset
+    # at equal CPU cost against v-scratch: 1.5x wider with one ResNet block per level, 0.75x narrower
+    # with three, and 1.5x wider with three levels instead of five
+    "wide-scratch": dict(
+        prediction="v_prediction",
+        mean_fraction=0.5,
+        crop=64,
+        net=dataclasses.replace(PRESETS["small"], base_channels=24, num_res_blocks=1),
+    ),
+    "deep-scratch": dict(
+        prediction="v_prediction",
+        mean_fraction=0.5,
+        crop=64,
+        net=dataclasses.replace(PRESETS["small"], base_channels=12, norm_groups=4, num_res_blocks=3),
+    ),
+    "shallow-scratch": dict(
+        prediction="v_prediction",
+        mean_fraction=0.5,
+        crop=64,
+        net=dataclasses.replace(PRESETS["small"], base_channels=24, channel_mults=(1, 2, 4)),
+    ),
 }
 
 
-def train_for(config: TrainConfig, studies, minutes: float) -> tuple[DiffusionObjective, int]:
-    """Train one objective on ``studies`` for ``minutes`` of CPU time; returns it and its step count."""
+def train_for(
+    config: TrainConfig, studies, minutes: float, net: UNetConfig | None = None
+) -> tuple[DiffusionObjective, int]:
+    """Train one objective (network ``net``, else the preset's) on ``studies`` for ``minutes`` of CPU
+    time; returns it and its step count."""
     torch.manual_seed(0)
-    objective = DiffusionObjective(config, Distributed(torch.device("cpu")))
+    objective = DiffusionObjective(config, Distributed(torch.device("cpu")), net_config=net)
     dataset = PairDataset(studies, crop=config.crop)
     order = np.random.default_rng(0).permutation(len(dataset))
     start, step = time.process_time(), 0
@@ -85,13 +111,16 @@ def main() -> None:
         f"{args.studies} phantom studies, {args.minutes:g} CPU minutes per recipe; {len(low)} held-out frames"
     )
     print(f"zero-pad: PSNR {score(low, truth)[0]:.2f} dB, SSIM {score(low, truth)[1]:.3f}")
-    print("| recipe | steps | mean: PSNR | SSIM | DDIM-5 x1: PSNR | SSIM |")
-    print("|---|---|---|---|---|---|")
+    print("| recipe | parameters | steps | mean: PSNR | SSIM | DDIM-5 x1: PSNR | SSIM |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.recipes.split(","):
         init = None if name.endswith("-scratch") else args.init
-        config = dataclasses.replace(BASE, init=init, **RECIPES[name])
-        objective, steps = train_for(config, studies, args.minutes)
-        row = [name, str(steps)]
+        recipe = dict(RECIPES[name])
+        net = recipe.pop("net", None)
+        config = dataclasses.replace(BASE, init=init, **recipe)
+        objective, steps = train_for(config, studies, args.minutes, net)
+        parameters = sum(p.numel() for p in objective.network.parameters())
+        row = [name, f"{parameters / 1e6:.2f}M", str(steps)]
         for sampler, steps_ in (("mean", 1), ("ddim", 5)):
             sr = DiffusionSampler(
                 objective.ema, objective.schedule, sampler=sampler, steps=steps_, residual_scale=5.0, flips=1

@@ -26,7 +26,7 @@ from .gan import Discriminator, Generator, PerceptualLoss, fft_magnitude_loss, r
 from .models import load_model, save_model
 from .sample import DiffusionSampler
 from .schedule import DiffusionSchedule
-from .unet import PRESETS, UNet
+from .unet import PRESETS, UNet, UNetConfig
 
 PRETRAIN_FRACTION = 0.2  # share of a GAN run spent on the content losses alone
 PERCEPTUAL_DEFAULT = 1e-2  # weight used when VGG19 weights are given without a weight
@@ -55,12 +55,18 @@ class DiffusionObjective:
 
     name = "perfgen"
 
-    def __init__(self, config: TrainConfig, runtime: Distributed, schedule: DiffusionSchedule | None = None):
-        if config.preset not in PRESETS:
+    def __init__(
+        self,
+        config: TrainConfig,
+        runtime: Distributed,
+        schedule: DiffusionSchedule | None = None,
+        net_config: UNetConfig | None = None,
+    ):
+        if net_config is None and config.preset not in PRESETS:
             raise PerfGenError(f"unknown preset '{config.preset}'; choose one of {', '.join(PRESETS)}")
         self.config, self.runtime = config, runtime
         self.schedule = schedule or DiffusionSchedule(prediction=config.prediction)
-        self.net_config = PRESETS[config.preset]
+        self.net_config = net_config or PRESETS[config.preset]  # an explicit one: Scripts/bench_recipe.py
         self.network = UNet(self.net_config).to(runtime.device)
         if config.init:
             self.network.load_state_dict(load_model(config.init, "perfgen-unet").module.state_dict())
