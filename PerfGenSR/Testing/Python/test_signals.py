@@ -128,6 +128,13 @@ def snapshot(folder: Path) -> dict:
     return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
 
 
+def _as_a_terminal_gives_them() -> None:
+    """Default SIGINT and SIGHUP in the child, even under ``nohup`` or a background job (which ignore
+    them, and which the CLI rightly keeps ignoring)."""
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def interrupted_run(hook: str, call: int, signame: str, argv: list[str]) -> subprocess.CompletedProcess:
     module, name = hook.rsplit(".", 1)
     return subprocess.run(
@@ -135,7 +142,7 @@ def interrupted_run(hook: str, call: int, signame: str, argv: list[str]) -> subp
         capture_output=True,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal gives it
+        preexec_fn=_as_a_terminal_gives_them,
         timeout=300,
     )
 
