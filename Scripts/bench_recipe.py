@@ -6,7 +6,8 @@ CPU time, then scored on the same held-out phantom frames against the noise-free
 
 Each recipe starts from ``--init`` (default: the bundled PerfGen) unless its name ends in
 ``-scratch``; the ``-scratch`` recipes with their own ``net`` compare U-Net widths and depths at
-equal CPU cost (a costlier network takes fewer steps in the same minutes). Every recipe draws the same batches (same seeds) from the same phantom studies, and stops after
+equal CPU cost (a costlier network takes fewer steps in the same minutes). Every recipe draws the
+same batches (same seeds) from the same phantom studies, and stops after
 ``--minutes`` of this process's CPU time (robust to other work on the machine). Scores: PSNR/SSIM
 of the one-pass posterior mean (``mean``, no mirror) and of one DDIM-5 sample, with data consistency,
 in the 96x96 FOV (``bench_sampling.held_out_frames``), beside zero-padding.
@@ -36,33 +37,23 @@ from PerfGenSRLib.unet import PRESETS, UNetConfig
 BASE = TrainConfig(
     preset="small", batch=16, lr=1e-4, ema_decay=0.995, workers=0, bf16=False, residual_scale=5.0
 )
+V = dict(prediction="v_prediction", mean_fraction=0.5, crop=64)  # the bundled model's recipe since stage 4
 RECIPES = {
     # the bundled model's recipe so far: noise prediction, 96x96 crops, no top-level share
     "base": dict(prediction="epsilon", crop=96),
-    "v": dict(prediction="v_prediction", mean_fraction=0.5, crop=64),
-    "x0": dict(prediction="sample", mean_fraction=0.5, crop=64),
-    "v-minsnr": dict(prediction="v_prediction", mean_fraction=0.5, crop=64, min_snr_gamma=5.0),
-    "v96": dict(prediction="v_prediction", mean_fraction=0.5, crop=96),
-    "v-scratch": dict(prediction="v_prediction", mean_fraction=0.5, crop=64),  # the "small" preset
+    "v": V,
+    "x0": dict(V, prediction="sample"),
+    "v-minsnr": dict(V, min_snr_gamma=5.0),
+    "v96": dict(V, crop=96),
+    "v-scratch": V,  # the "small" preset
     # at equal CPU cost against v-scratch: 1.5x wider with one ResNet block per level, 0.75x narrower
     # with three, and 1.5x wider with three levels instead of five
-    "wide-scratch": dict(
-        prediction="v_prediction",
-        mean_fraction=0.5,
-        crop=64,
-        net=dataclasses.replace(PRESETS["small"], base_channels=24, num_res_blocks=1),
-    ),
+    "wide-scratch": dict(V, net=dataclasses.replace(PRESETS["small"], base_channels=24, num_res_blocks=1)),
     "deep-scratch": dict(
-        prediction="v_prediction",
-        mean_fraction=0.5,
-        crop=64,
-        net=dataclasses.replace(PRESETS["small"], base_channels=12, norm_groups=4, num_res_blocks=3),
+        V, net=dataclasses.replace(PRESETS["small"], base_channels=12, norm_groups=4, num_res_blocks=3)
     ),
     "shallow-scratch": dict(
-        prediction="v_prediction",
-        mean_fraction=0.5,
-        crop=64,
-        net=dataclasses.replace(PRESETS["small"], base_channels=24, channel_mults=(1, 2, 4)),
+        V, net=dataclasses.replace(PRESETS["small"], base_channels=24, channel_mults=(1, 2, 4))
     ),
 }
 
