@@ -300,10 +300,20 @@ def _read_sitk(path: Path) -> Study:
     return Study(array, frame_times=times, single_slice=single, meta={"source_format": "nifti"}, **geometry)
 
 
+def _new_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = _new_file_mode()  # what open() gives a new file under this process's umask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path with ``target``'s name in a folder beside it; once the block succeeds, move it
-    (and any companion file written beside it) onto ``target``. Errors name ``target``, never the temporary."""
+    (and any companion file written beside it) onto ``target``, with the permissions a new file gets (some
+    writers, safetensors among them, make private temporaries). Errors name ``target``, never the temporary."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f"{target.name}.", suffix=".partial", dir=target.parent))
@@ -312,9 +322,10 @@ def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[
         yield tmp
         if directory and target.is_dir():
             shutil.rmtree(target)
-        for companion in companion_files(tmp):
-            os.replace(companion, target.parent / companion.name)
-        os.replace(tmp, target)
+        for path in (*companion_files(tmp), tmp):  # tmp last: its name is target's
+            if path.is_file():
+                os.chmod(path, _NEW_FILE_MODE)
+            os.replace(path, target.parent / path.name)
     except OSError as error:
         if error.filename and str(tmp_dir) in str(error.filename):
             raise OSError(error.errno, error.strerror, str(target)) from None

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -45,6 +47,17 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             np.save(tmp, np.zeros(3))
             raise RuntimeError("crash")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["w.safetensors", "s.mhd"])
+def test_atomic_write_publishes_with_a_new_files_mode(tmp_path, name):
+    (tmp_path / "plain").write_text("")
+    expected = (tmp_path / "plain").stat().st_mode & 0o777  # 0o644 under the usual umask
+    with io.atomic_path(tmp_path / name) as tmp:  # a writer making private files, as safetensors does
+        for path in (tmp, *io.companion_files(tmp)):
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for path in (tmp_path / name, *io.companion_files(tmp_path / name)):
+        assert path.stat().st_mode & 0o777 == expected
 
 
 @pytest.mark.parametrize(
