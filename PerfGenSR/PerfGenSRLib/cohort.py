@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .acquisition import along_rows, phase_and_lines
-from .data import _is_phantom, _is_study_file
+from .data import is_phantom_folder, is_study_file
 from .defaults import STUDY_FORMATS as FORMATS
 from .distributed import Distributed
 from .errors import PerfGenError
@@ -83,7 +83,7 @@ def _study_uid(folder: Path) -> str | None:
 
 def _one_dicom_study(folders: list[Path]) -> bool:
     """Sub-folders that are the series of one DICOM study (one series per slice): one study UID."""
-    if len(folders) < 2 or any(_is_phantom(f) for f in folders):
+    if len(folders) < 2 or any(is_phantom_folder(f) for f in folders):
         return False
     uids = {_study_uid(f) for f in folders}
     return len(uids) == 1 and None not in uids
@@ -97,17 +97,17 @@ def find_studies(source: str | os.PathLike) -> list[Path]:
     if source.is_file():
         if source.suffix.lower() == LIST_SUFFIX:
             return _listed(source)
-        if not _is_study_file(source):
+        if not is_study_file(source):
             raise PerfGenError(
                 f"`input` {source} is neither a study file (.npy, .nii, .nii.gz, .nrrd, .mha, .mhd) "
                 f"nor a {LIST_SUFFIX} list of studies"
             )
         return [source]
-    if _is_phantom(source):
+    if is_phantom_folder(source):
         return [source]
     entries = [p for p in sorted(source.iterdir()) if not p.name.startswith(".")]
     files = [p for p in entries if p.is_file()]
-    studies = [p for p in files if _is_study_file(p)]
+    studies = [p for p in files if is_study_file(p)]
     parts = {c.name for p in studies for c in companion_files(p)} | {
         p.name[:-4] + ".raw" for p in studies if p.name.lower().endswith(".mhd")
     }
@@ -148,7 +148,7 @@ def _listed(list_file: Path) -> list[Path]:
             f" and {len(missing) - SHOWN} more" if len(missing) > SHOWN else ""
         )
         raise PerfGenError(f"`input` {list_file} lists studies that do not exist: {shown}")
-    unknown = [p for p in paths if p.is_file() and not _is_study_file(p)]
+    unknown = [p for p in paths if p.is_file() and not is_study_file(p)]
     if unknown:
         raise PerfGenError(f"`input` {list_file} lists files that are not studies: {_names(unknown)}")
     return paths
@@ -169,7 +169,7 @@ def _suffix(path: Path, format: str | None) -> str:
         if format not in FORMATS:
             raise PerfGenError(f"unknown `format` '{format}'; choose from {', '.join(FORMATS)}")
         return FORMATS[format]
-    if _is_phantom(path):
+    if is_phantom_folder(path):
         return ".nii.gz"
     if path.is_dir():
         return ""
@@ -247,7 +247,7 @@ def plan_cohort(
 
 def read_cohort_study(path: Path) -> Study:
     """One study of a cohort: a phantom folder's noisy image, else the study file or DICOM folder."""
-    if _is_phantom(path):
+    if is_phantom_folder(path):
         from .phantom import read_phantom_study
 
         return read_phantom_study(path).to_study()

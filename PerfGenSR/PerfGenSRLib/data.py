@@ -60,11 +60,13 @@ def study_center(study: Study, z: int = 0) -> tuple[int, int]:
     return tuple(int(v) for v in center) if center is not None else find_heart_center(study.frames[:, z])
 
 
-def _is_phantom(path: Path) -> bool:
+def is_phantom_folder(path: Path) -> bool:
+    """A folder written by ``perfgen-sr phantom`` (it holds ``metadata.json``)."""
     return path.is_dir() and (path / "metadata.json").exists()
 
 
-def _is_study_file(path: Path) -> bool:
+def is_study_file(path: Path) -> bool:
+    """A file :func:`io.read_study` reads as one study: ``.npy`` or a NIfTI-like image."""
     return path.is_file() and (path.suffix.lower() == ".npy" or is_nifti_like(path))
 
 
@@ -72,9 +74,9 @@ def study_paths(root: Path) -> list[Path]:
     """The studies a path names: itself (phantom folder, study file, DICOM folder) or the ones inside it."""
     if not root.exists():
         raise PerfGenError(f"{root}: no such file or folder")
-    if root.is_file() or _is_phantom(root):
+    if root.is_file() or is_phantom_folder(root):
         return [root]
-    inside = [child for child in sorted(root.iterdir()) if _is_phantom(child) or _is_study_file(child)]
+    inside = [child for child in sorted(root.iterdir()) if is_phantom_folder(child) or is_study_file(child)]
     return inside or [root]  # a folder of studies, else a DICOM folder
 
 
@@ -82,7 +84,7 @@ def load_studies(paths: list[str | os.PathLike]) -> list[Study]:
     """Read every study named by ``paths``: phantom folders, study files, DICOM folders, or folders of them."""
     studies = []
     for path in (p for root in paths for p in study_paths(Path(root))):
-        if _is_phantom(path):
+        if is_phantom_folder(path):
             from .phantom import read_phantom_study
 
             studies.append(read_phantom_study(path).to_study())

@@ -29,7 +29,7 @@ from .curves import (
     write_curves_csv,
     xt_profile,
 )
-from .data import study_center, study_paths
+from .data import is_phantom_folder, study_center, study_paths
 from .defaults import CURVE_ROIS, DEFAULT_SAMPLER, METHOD_NAMES, METHOD_SHORT_NAMES, METHODS, samples_for
 from .distributed import Distributed
 from .errors import PerfGenError
@@ -101,7 +101,7 @@ def _read_case(path: Path) -> Case:
     name = path.name
     if path.is_file():
         name = next((name[: -len(s)] for s in (".npy", *NIFTI_SUFFIXES) if name.lower().endswith(s)), name)
-    if path.is_dir() and (path / "metadata.json").exists():
+    if is_phantom_folder(path):
         from .phantom import read_phantom_study
 
         phantom = read_phantom_study(path)
