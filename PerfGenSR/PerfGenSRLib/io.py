@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import gzip
 import json
 import math
@@ -309,6 +310,30 @@ def _new_file_mode() -> int:
 _NEW_FILE_MODE = _new_file_mode()  # what open() gives a new file under this process's umask
 
 
+STAGING_SUFFIX = ".partial"
+
+
+def staging_folder(target: Path) -> Path:
+    """A new, empty folder beside ``target`` to write it in, ``NAME.PID.XXXX.partial``. Folders that
+    processes no longer running left for the same name (only a SIGKILL leaves one) are removed first."""
+    for stale in target.parent.glob(f"{glob.escape(target.name)}.*{STAGING_SUFFIX}"):
+        name, _, pid = stale.name[: -len(STAGING_SUFFIX)].rpartition(".")[0].rpartition(".")
+        if name == target.name and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    prefix = f"{target.name}.{os.getpid()}."
+    return Path(tempfile.mkdtemp(prefix=prefix, suffix=STAGING_SUFFIX, dir=target.parent))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path with ``target``'s name in a folder beside it; once the block succeeds, move it
@@ -316,7 +341,7 @@ def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[
     writers, safetensors among them, make private temporaries). Errors name ``target``, never the temporary."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{target.name}.", suffix=".partial", dir=target.parent))
+    tmp_dir = staging_folder(target)
     tmp = tmp_dir / target.name
     try:
         yield tmp

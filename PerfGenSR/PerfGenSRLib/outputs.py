@@ -8,7 +8,8 @@ yields a staging path per output; the block writes there, and only when it has s
 outputs moved into place together (one that cannot be moved undoes the others). On a failure or an
 interruption (SIGINT, SIGTERM: :mod:`.signals`) the staging folders and every folder the run created
 are removed, so nothing of the run is left behind, visible or hidden. Staging folders are named
-``NAME.XXXX.partial`` beside their target: only a SIGKILL can leave one, and then in plain sight.
+``NAME.PID.XXXX.partial`` beside their target (:func:`.io.staging_folder`): only a SIGKILL can leave
+one, in plain sight, and the next write of the same target removes it.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PerfGenError
-from .io import companion_files, study_format
+from .io import companion_files, staging_folder, study_format
 from .signals import deferred
 
 OVERWRITE_HINT = "add `overwrite` to replace it, or choose another path"
@@ -163,13 +163,7 @@ class OutputPlan:
             paths = {}
             for option, output in self.outputs.items():
                 created += _make_parents(output.path.parent)
-                staging.append(
-                    Path(
-                        tempfile.mkdtemp(
-                            prefix=f"{output.path.name}.", suffix=".partial", dir=output.path.parent
-                        )
-                    )
-                )
+                staging.append(staging_folder(output.path))
                 paths[option] = staging[-1] / output.path.name
                 if output.kind == "folder":
                     paths[option].mkdir()

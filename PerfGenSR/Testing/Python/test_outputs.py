@@ -318,3 +318,37 @@ def test_an_unwritable_folder_is_refused_before_any_work(capsys):
         )
     finally:
         shutil.rmtree(work)
+
+
+def _exited_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def _write_with_plan(target: Path) -> None:
+    with plan_outputs(studies={"`out`": target}).staged() as staged:
+        np.save(staged["`out`"], np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    "write", [lambda p: io.write_study(Study(np.ones((2, 1, 4, 4))), p), _write_with_plan]
+)
+def test_a_killed_writers_staging_folder_is_removed_by_the_next_write(tmp_path, write):
+    """Only staging folders of the same target whose process has ended go; a live writer's stays."""
+    dead = _exited_pid()
+    left = {  # staging folder name: kept by the next write of x.npy
+        f"x.npy.{dead}.k1ll3d_1.partial": False,
+        f"x.npy.{os.getpid()}.l1v3_123.partial": True,  # a writer still running
+        f"y.npy.{dead}.0th3r_12.partial": True,  # another target
+        f"x.npy.other.{dead}.n0tm1n3.partial": True,  # the target x.npy.other's
+        "x.npy.n0p1d_12.partial": True,  # no process id in it: whose it is cannot be told
+    }
+    for name in left:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.npy").write_bytes(b"half written")
+    write(tmp_path / "x.npy")
+    assert np.load(tmp_path / "x.npy").size
+    assert {p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")} == {
+        n for n, kept in left.items() if kept
+    }
