@@ -2,7 +2,7 @@
 # The exact training commands behind the bundled models (see PerfGenSR/Resources/Models/*.md).
 # Phantom studies are generated in memory from seeds 0.. (held-out evaluation uses 95000.., the
 # demo 90001, the benchmark 91001-91002). Run from the repository root with perfgen-sr installed.
-# Usage: Scripts/train_bundled.sh perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|perfgen-cpu4|perfgen-cpu5|gan|gan-cpu2|gan-cpu3 [extra train arguments]
+# Usage: Scripts/train_bundled.sh perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|perfgen-cpu4|perfgen-cpu5|perfgen-cpu6|gan|gan-cpu2|gan-cpu3 [extra train arguments]
 set -euo pipefail
 what=$1; shift
 
@@ -54,6 +54,9 @@ case $what in
   # stage 6, one CPU thread: stage 5's recipe continued from stage 5 as bundled at 812b6cf, on 120 new
   # phantom studies (seeds 3000..)
   perfgen-cpu5) continue_perfgen 812b6cf runs/stage5-bundled 3000 runs/stage6 125 "$@" ;;
+  # stage 7, one CPU thread: from stage 6 as bundled at ad096f9, on 120 new phantom studies (seeds
+  # 4000..); stopped by SIGTERM at step 3939 (103 minutes)
+  perfgen-cpu6) continue_perfgen ad096f9 runs/stage6-bundled 4000 runs/stage7 125 "$@" ;;
   # GAN stage 2, one CPU thread: from the warm-up generator (as bundled at 8ddc305) through the adversarial
   # phase, on the same studies and re-acquired HR frames as PerfGen stage 4
   gan-cpu2) mkdir -p runs/gan-stage1
@@ -76,5 +79,5 @@ case $what in
   gan) perfgen-sr train-gan --phantom-cases 150 --phantom-frames 40 --phantom-seed 0 --val-studies 6 \
          --workers 15 --checkpoint-every 250 --out runs/gan-small --preset small --steps 20000 --batch 32 \
          --lr 1e-4 --val-every 500 --time-limit 2.7 "$@" ;;
-  *) echo "usage: $0 perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|perfgen-cpu4|perfgen-cpu5|gan|gan-cpu2|gan-cpu3 [train arguments]" >&2; exit 2 ;;
+  *) echo "usage: $0 perfgen-gpu|perfgen-cpu|perfgen-cpu2|perfgen-cpu3|perfgen-cpu4|perfgen-cpu5|perfgen-cpu6|gan|gan-cpu2|gan-cpu3 [train arguments]" >&2; exit 2 ;;
 esac
